@@ -1,0 +1,259 @@
+"""Loading the knowledge base and clinic protocols from YAML, validated and linted.
+
+The packaged knowledge base lives beside this module. Loading reads every file, hashes the
+bytes, and reuses a compiled copy from the user cache when the hash matches (the cache is a
+convenience: a missing or unreadable cache only costs time). Every problem in every file is
+reported at once, with its file and path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ketascreen.core.kb import (
+    Allergen,
+    AnswerSpec,
+    Claim,
+    ConditionTerm,
+    Drug,
+    EducationTopic,
+    KnowledgeBase,
+    MedicationClass,
+    Protocol,
+    Rule,
+    Source,
+    Vocabulary,
+    tag_predicates,
+)
+from ketascreen.core.lint import lint_knowledge_base
+from ketascreen.core.protocols import protocol_hash, validate_protocol
+from ketascreen.core.validation import format_loc
+from ketascreen.errors import Diagnostic, KnowledgeBaseError, Problem, ProtocolError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CACHE_FORMAT = "kb-cache-3"
+
+
+def knowledge_files(root: Path = PACKAGE_DIR) -> list[Path]:
+    files = [root / "manifest.yaml", root / "sources.yaml", root / "claims.yaml",
+             root / "education.yaml", root / "answers.yaml"]
+    files += sorted((root / "rules").glob("*.yaml"))
+    files += sorted((root / "vocab").glob("*.yaml"))
+    files += sorted((root / "vocab").glob("*.txt.gz"))
+    return files
+
+
+def content_hash(files: Iterable[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() if path.exists() else b"<missing>")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("KETASCREEN_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    return Path(base) / "ketascreen" if base else Path.home() / ".cache" / "ketascreen"
+
+
+def load_knowledge_base(root: Path | None = None, *, use_cache: bool = True) -> KnowledgeBase:
+    """Load, validate and lint the knowledge base (the packaged one by default)."""
+    root = (root or PACKAGE_DIR).resolve()
+    files = knowledge_files(root)
+    digest = content_hash(files, root)
+    cache = _cache_dir() / f"{_CACHE_FORMAT}-{digest}.pickle"
+    if use_cache and cache.exists():
+        try:
+            with cache.open("rb") as fh:
+                found = pickle.load(fh)
+            if isinstance(found, KnowledgeBase) and found.sha256 == digest:
+                return found
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+            pass
+    kb = _load(root, digest)
+    if use_cache:
+        _write_cache(cache, kb)
+    return kb
+
+
+def _write_cache(path: Path, kb: KnowledgeBase) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(kb, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs start-up time
+
+
+def _read_yaml(path: Path, diags: list[Diagnostic], root: Path) -> Any:
+    where = path.relative_to(root).as_posix()
+    if not path.exists():
+        diags.append(Diagnostic("KB001", "file is missing", where))
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        diags.append(Diagnostic("KB002", f"not valid YAML: {exc}", where))
+        return None
+
+
+def _validate(model: Any, data: Any, where: str, diags: list[Diagnostic]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = format_loc(err["loc"])
+            diags.append(Diagnostic("KB003", err["msg"], f"{where}{'.' + loc if loc else ''}"))
+        return None
+
+
+def _mapping(data: Any, key: str, where: str, diags: list[Diagnostic]) -> dict[str, Any]:
+    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+        diags.append(Diagnostic("KB004", f"expected a mapping under '{key}'", where))
+        return {}
+    return dict(data[key])
+
+
+def _load(root: Path, digest: str) -> KnowledgeBase:
+    diags: list[Diagnostic] = []
+    manifest = _read_yaml(root / "manifest.yaml", diags, root) or {}
+    sources: dict[str, Source] = {}
+    for sid, raw in _mapping(_read_yaml(root / "sources.yaml", diags, root), "sources",
+                             "sources.yaml", diags).items():
+        src = _validate(Source, raw, f"sources.yaml:{sid}", diags)
+        if src:
+            sources[str(sid)] = src
+    claims: dict[str, Claim] = {}
+    for cid, raw in _mapping(_read_yaml(root / "claims.yaml", diags, root), "claims",
+                             "claims.yaml", diags).items():
+        claim = _validate(Claim, raw, f"claims.yaml:{cid}", diags)
+        if claim:
+            claims[str(cid)] = claim
+    education: dict[str, EducationTopic] = {}
+    for tid, raw in _mapping(_read_yaml(root / "education.yaml", diags, root), "topics",
+                             "education.yaml", diags).items():
+        topic = _validate(EducationTopic, raw, f"education.yaml:{tid}", diags)
+        if topic:
+            education[str(tid)] = topic
+    answers: dict[str, AnswerSpec] = {}
+    for name, raw in _mapping(_read_yaml(root / "answers.yaml", diags, root), "answers",
+                              "answers.yaml", diags).items():
+        spec = _validate(AnswerSpec, raw, f"answers.yaml:{name}", diags)
+        if spec:
+            answers[str(name)] = spec
+
+    rules: list[Rule] = []
+    for path in sorted((root / "rules").glob("*.yaml")):
+        where = path.relative_to(root).as_posix()
+        data = _read_yaml(path, diags, root)
+        if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+            diags.append(Diagnostic("KB004", "expected 'rules:' with a list of rules", where))
+            continue
+        for i, raw in enumerate(data["rules"]):
+            rid = raw.get("id", f"#{i}") if isinstance(raw, dict) else f"#{i}"
+            rule = _validate(Rule, raw, f"{where}:{rid}", diags)
+            if rule:
+                rules.append(rule)
+
+    vocabulary = _load_vocabulary(root, diags)
+    if diags or vocabulary is None:
+        raise KnowledgeBaseError(diags)
+    kb = KnowledgeBase(
+        name=str(manifest.get("name", "ketascreen")),
+        version=str(manifest.get("version", "0")),
+        sha256=digest,
+        rules=rules,
+        sources=sources,
+        claims=claims,
+        education=education,
+        answers=answers,
+        texts={str(k): " ".join(str(v).split()) for k, v in (manifest.get("texts") or {}).items()},
+        vocabulary=vocabulary,
+    )
+    problems = lint_knowledge_base(kb)
+    if problems:
+        raise KnowledgeBaseError(problems)
+    return kb
+
+
+def _load_vocabulary(root: Path, diags: list[Diagnostic]) -> Vocabulary | None:
+    codes_path = root / "vocab" / "icd10cm_codes.txt.gz"
+    release = "unknown"
+    codes: set[str] = set()
+    if not codes_path.exists():
+        diags.append(Diagnostic("KB001", "ICD-10-CM code set is missing (run "
+                                "scripts/build_icd10cm.py)", "vocab/icd10cm_codes.txt.gz"))
+    else:
+        with gzip.open(codes_path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if line.startswith("#"):
+                    if "release:" in line:
+                        release = line.split("release:", 1)[1].strip()
+                elif line:
+                    codes.add(line)
+    cond = _read_yaml(root / "vocab" / "conditions.yaml", diags, root) or {}
+    terms = [t for i, raw in enumerate(cond.get("terms") or [])
+             if (t := _validate(ConditionTerm, raw, f"vocab/conditions.yaml:terms[{i}]", diags))]
+    meds = _read_yaml(root / "vocab" / "medications.yaml", diags, root) or {}
+    classes = {str(k): c for k, raw in (meds.get("classes") or {}).items()
+               if (c := _validate(MedicationClass, raw, f"vocab/medications.yaml:classes.{k}",
+                                  diags))}
+    drugs = [d for i, raw in enumerate(meds.get("drugs") or [])
+             if (d := _validate(Drug, raw, f"vocab/medications.yaml:drugs[{i}]", diags))]
+    alls = _read_yaml(root / "vocab" / "allergens.yaml", diags, root) or {}
+    allergens = [a for i, raw in enumerate(alls.get("allergens") or [])
+                 if (a := _validate(Allergen, raw, f"vocab/allergens.yaml:allergens[{i}]",
+                                    diags))]
+    return Vocabulary(icd10cm=frozenset(codes), icd10cm_release=release, conditions=terms,
+                      medication_classes=classes, drugs=drugs, allergens=allergens)
+
+
+def load_protocol(path: Path, kb: KnowledgeBase) -> Protocol:
+    """Load a clinic protocol file; every problem is reported at once (ProtocolError)."""
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProtocolError([Problem("", f"cannot read the file: {exc.strerror}")], where) from exc
+    except yaml.YAMLError as exc:
+        raise ProtocolError([Problem("", f"not valid YAML: {exc}")], where) from exc
+    return protocol_from_data(raw, kb, source=where, raw_bytes=path.read_bytes())
+
+
+def protocol_from_data(
+    raw: Any, kb: KnowledgeBase, *, source: str = "protocol", raw_bytes: bytes | None = None
+) -> Protocol:
+    if not isinstance(raw, dict):
+        raise ProtocolError([Problem("", "a protocol file is a mapping (name, overrides, …)")],
+                            source)
+    data = dict(raw)
+    data.pop("sha256", None)
+    if isinstance(data.get("add_rules"), list):
+        data["add_rules"] = [
+            {**r, "when": tag_predicates(r["when"])} if isinstance(r, dict) and "when" in r else r
+            for r in data["add_rules"]
+        ]
+    try:
+        protocol = Protocol.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError([Problem(format_loc(e["loc"]), e["msg"]) for e in exc.errors()],
+                            source) from exc
+    problems = validate_protocol(kb, protocol)
+    if problems:
+        raise ProtocolError(problems, source)
+    digest = hashlib.sha256(raw_bytes).hexdigest() if raw_bytes else protocol_hash(protocol)
+    return protocol.model_copy(update={"sha256": digest})
