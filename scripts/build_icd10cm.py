@@ -106,10 +106,10 @@ def compress(text: str) -> bytes:
 
 def check(path: Path) -> int:
     """0 when the shipped file holds exactly what would be generated, 1 otherwise."""
-    expected = render()
     if not path.exists():
         print(f"{path} is missing: run python scripts/build_icd10cm.py", file=sys.stderr)
         return 1
+    expected = render()
     try:
         shipped = gzip.decompress(path.read_bytes()).decode("ascii")
     except (OSError, EOFError, UnicodeDecodeError) as error:
@@ -118,9 +118,12 @@ def check(path: Path) -> int:
         return 1
     if shipped != expected:
         old, new = shipped.splitlines(), expected.splitlines()
+        added = sorted(set(new[1:]) - set(old[1:]))
+        removed = sorted(set(old[1:]) - set(new[1:]))
         print(
-            f"{path} is stale: shipped {old[:1]} with {len(old) - 1} codes, would generate "
-            f"{new[:1]} with {len(new) - 1} codes. Run python scripts/build_icd10cm.py",
+            f"{path} is stale: it says {old[0] if old else '(nothing)'!r}, the generator "
+            f"{new[0]!r}; {len(added)} codes to add (e.g. {added[:5]}), {len(removed)} to "
+            f"remove (e.g. {removed[:5]}). Run python scripts/build_icd10cm.py",
             file=sys.stderr,
         )
         return 1
@@ -133,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if the shipped file differs from the output"
     )
-    parser.add_argument("--output", type=Path, default=OUTPUT, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help="file to write or check (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     path: Path = args.output
     if args.check:

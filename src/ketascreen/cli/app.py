@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,7 +35,7 @@ rules_app = typer.Typer(help="Browse and check the knowledge base's rules.", no_
 app.add_typer(rules_app, name="rules")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
@@ -43,19 +43,19 @@ class OutputFormat(str, Enum):
     html = "html"
 
 
-class Audience(str, Enum):
+class Audience(StrEnum):
     clinician = "clinician"
     patient = "patient"
 
 
-class RouteOption(str, Enum):
+class RouteOption(StrEnum):
     iv = "iv"
     im = "im"
     intranasal = "intranasal"
     oral = "oral"
 
 
-class SchemaName(str, Enum):
+class SchemaName(StrEnum):
     intake = "intake"
     assessment = "assessment"
 
@@ -204,9 +204,8 @@ def screen(
             results.append(_error_record(inp, None))
             continue
         data = inp.data
-        if isinstance(data, dict):
-            if route is not None:
-                data = {**data, "route": route.value}
+        if isinstance(data, dict) and route is not None:
+            data = {**data, "route": route.value}
         try:
             intake = screener.parse(data, today=today, source=inp.label)
         except InputError as exc:
@@ -231,7 +230,7 @@ def screen(
     elif assessed:
         from ketascreen.reports.render import render_many
 
-        text = render_many(assessed, fmt.value, audience.value,  # type: ignore[arg-type]
+        text = render_many(assessed, fmt.value, audience.value,
                            disclaimer=kb.texts.get("disclaimer", ""))
         _emit(text, output)
     if failed:

@@ -35,7 +35,6 @@ from ketascreen.core.model import (
     TraceEntry,
 )
 from ketascreen.core.predicates import (
-    FALSE,
     TRUE,
     UNKNOWN,
     Compiled,
@@ -280,13 +279,19 @@ def _finding(
         urgent=rule.urgent,
         title=rule.title,
         clinician=rule.clinician.strip(),
-        patient=rule.patient.strip().replace("{crisis_contacts}", crisis),
+        patient=_with_contacts(rule.patient.strip(), crisis),
         evidence=[Evidence(field=f, value=v, meaning=m) for f, v, m in evidence],
         actions=list(rule.actions),
         sources=sources,
         claims=list(rule.claims),
         routes=routes,
     )
+
+
+def _with_contacts(text: str, crisis: str) -> str:
+    if crisis.endswith("."):
+        text = text.replace("{crisis_contacts}.", "{crisis_contacts}")
+    return text.replace("{crisis_contacts}", crisis)
 
 
 def _trace(
@@ -303,9 +308,15 @@ def _trace(
             entries.append(TraceEntry(rule=cr.rule.id, route=label, result="fired",
                                       why=why or "conditions met"))
         elif value == UNKNOWN:
-            parts = [f"{name} ({ckb.classify(name, facts).replace('_', '-')})" for name in miss]
-            entries.append(TraceEntry(rule=cr.rule.id, route=label, result="unknown",
-                                      why="missing: " + ", ".join(parts)))
+            classes = [ckb.classify(name, facts) for name in miss]
+            parts = [f"{name} ({k.replace('_', '-')})" for name, k in zip(miss, classes, strict=True)]
+            if all(k == "supplementary" for k in classes):
+                entries.append(TraceEntry(rule=cr.rule.id, route=label, result="not_fired",
+                                          why="not applied: only supplementary answers are "
+                                          "missing: " + ", ".join(parts)))
+            else:
+                entries.append(TraceEntry(rule=cr.rule.id, route=label, result="unknown",
+                                          why="missing: " + ", ".join(parts)))
         else:
             entries.append(TraceEntry(rule=cr.rule.id, route=label, result="not_fired",
                                       why="conditions not met"))

@@ -15,6 +15,8 @@ from ketascreen.core.model import FIRST_DEGREE, Intake, Score, Unrecognized
 from ketascreen.core.scoring import cssrs_risk, score_instruments
 from ketascreen.core.vocab import Lexicon, display_code
 
+_PREGNANCY_ALIASES = dict.fromkeys(
+    ("pregnancy.pregnant", "pregnancy.breastfeeding", "pregnancy.planning"), "pregnancy")
 NOT_APPLICABLE = object()  # answer to a question that does not apply (pregnancy for a man)
 STALE_DAYS = 90  # a blood-pressure reading older than this is not a reading (contract)
 
@@ -245,7 +247,9 @@ def build_facts(intake: Intake, lex: Lexicon, as_of: date) -> Facts:
         if inst.dast10 is not None:
             items["dast10"] = [int(x) for x in inst.dast10]
     routes = ("iv", "im", "intranasal", "oral")
-    setting = {r: intake.setting or ("home" if r == "oral" else "clinic") for r in routes}
+    setting: dict[str, str] = {
+        r: intake.setting or ("home" if r == "oral" else "clinic") for r in routes
+    }
     return Facts(
         as_of=as_of,
         age=intake.age,
@@ -269,8 +273,6 @@ def build_facts(intake: Intake, lex: Lexicon, as_of: date) -> Facts:
         scores=scores,
         instrument_items=items,
         cssrs_risk=cssrs_risk(inst.cssrs_screen) if inst and inst.cssrs_screen else None,
-        aliases=({k: "pregnancy" for k in ("pregnancy.pregnant", "pregnancy.breastfeeding",
-                                            "pregnancy.planning")}
-                 if intake.pregnancy is None else {}),
+        aliases=_PREGNANCY_ALIASES if intake.pregnancy is None else {},
         unrecognized=unrecognized,
     )

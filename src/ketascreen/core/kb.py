@@ -8,11 +8,25 @@ SQL for population screening. See ``docs/knowledge-base.md`` for the language wi
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ketascreen.core.model import Category, Route, Severity
+
+StatusName = Literal["active", "remission", "history"]
+ScheduleName = Literal["daily", "as_needed", "stopped"]
+SubstanceName = Literal[
+    "alcohol", "opioids", "stimulants", "cocaine", "methamphetamine", "cannabis", "sedatives",
+    "ketamine", "hallucinogens", "nicotine", "other",
+]
+_ALL_STATUSES: tuple[StatusName, ...] = ("active", "remission", "history")
+_CURRENT_SCHEDULES: tuple[ScheduleName, ...] = ("daily", "as_needed")
+_NOT_NICOTINE: tuple[SubstanceName, ...] = (
+    "alcohol", "opioids", "stimulants", "cocaine", "methamphetamine", "cannabis", "sedatives",
+    "ketamine", "hallucinogens", "other",
+)
+_ALL_ROUTES: tuple[Route, ...] = ("iv", "im", "intranasal", "oral")
 
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 Number = float | int | str  # a literal, or "$param" naming one of the rule's params
@@ -65,9 +79,7 @@ class ConditionPredicate(_Data):
     kind: Literal["condition"]
     codes: list[str] = Field(min_length=1)
     exclude: list[str] = Field(default_factory=list)
-    status: list[Literal["active", "remission", "history"]] = Field(
-        default_factory=lambda: ["active", "remission", "history"]
-    )
+    status: list[StatusName] = Field(default_factory=lambda: list(_ALL_STATUSES))
     controlled: bool | None = None
     within_days: Number | None = None
     undated: Literal["match", "no_match"] = "no_match"
@@ -82,9 +94,7 @@ class FamilyPredicate(_Data):
 class MedicationPredicate(_Data):
     kind: Literal["medication"]
     classes: list[str] = Field(min_length=1)
-    schedule: list[Literal["daily", "as_needed", "stopped"]] = Field(
-        default_factory=lambda: ["daily", "as_needed"]
-    )
+    schedule: list[ScheduleName] = Field(default_factory=lambda: list(_CURRENT_SCHEDULES))
     # Daily dose in diazepam-equivalent mg (daily_mg x the drug's equivalence factor).
     diazepam_mg_gt: Number | None = None
     diazepam_mg_lte: Number | None = None
@@ -109,35 +119,10 @@ class SubstancePredicate(_Data):
     """
 
     kind: Literal["substance"]
-    substances: list[
-        Literal[
-            "alcohol",
-            "opioids",
-            "stimulants",
-            "cocaine",
-            "methamphetamine",
-            "cannabis",
-            "sedatives",
-            "ketamine",
-            "hallucinogens",
-            "nicotine",
-            "other",
-        ]
-    ] = Field(
-        default_factory=lambda: [
-            "alcohol",
-            "opioids",
-            "stimulants",
-            "cocaine",
-            "methamphetamine",
-            "cannabis",
-            "sedatives",
-            "ketamine",
-            "hallucinogens",
-            "other",
-        ]
-    )
-    pattern: Literal["current_use", "current_disorder", "remitted_disorder", "any_disorder", "ever_used"]
+    substances: list[SubstanceName] = Field(default_factory=lambda: list(_NOT_NICOTINE))
+    pattern: Literal[
+        "current_use", "current_disorder", "remitted_disorder", "any_disorder", "ever_used"
+    ]
     recovery_support: bool | None = None
     current_days: Number = 30
     remission_days: Number = 90
@@ -244,25 +229,23 @@ class NotPredicate(_Data):
 
 
 Predicate = Annotated[
-    Union[
-        ConditionPredicate,
-        FamilyPredicate,
-        MedicationPredicate,
-        MedicationClassesPredicate,
-        SubstancePredicate,
-        VitalPredicate,
-        AnswerPredicate,
-        AgePredicate,
-        SexPredicate,
-        SettingPredicate,
-        IndicationPredicate,
-        AllergyPredicate,
-        UnresolvedPredicate,
-        InstrumentPredicate,
-        AllPredicate,
-        AnyPredicate,
-        NotPredicate,
-    ],
+    ConditionPredicate
+    | FamilyPredicate
+    | MedicationPredicate
+    | MedicationClassesPredicate
+    | SubstancePredicate
+    | VitalPredicate
+    | AnswerPredicate
+    | AgePredicate
+    | SexPredicate
+    | SettingPredicate
+    | IndicationPredicate
+    | AllergyPredicate
+    | UnresolvedPredicate
+    | InstrumentPredicate
+    | AllPredicate
+    | AnyPredicate
+    | NotPredicate,
     Field(discriminator="kind"),
 ]
 PREDICATE_KINDS: tuple[str, ...] = (
@@ -308,7 +291,7 @@ class Rule(_Data):
     category: Category
     severity: Severity
     urgent: bool = False
-    routes: list[Route] = Field(default_factory=lambda: ["iv", "im", "intranasal", "oral"])
+    routes: list[Route] = Field(default_factory=lambda: list(_ALL_ROUTES))
     title: str = Field(min_length=3, max_length=120)
     when: Predicate
     params: dict[str, float] = Field(default_factory=dict)

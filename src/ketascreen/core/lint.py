@@ -207,11 +207,12 @@ def lint_knowledge_base(kb: KnowledgeBase) -> list[Diagnostic]:
 
 
 def check_examples(kb: KnowledgeBase, baseline: Callable[..., dict[str, Any]],
-                   today: date) -> list[Diagnostic]:
+                   today: date, only: set[str] | None = None) -> list[Diagnostic]:
     """Run every rule's examples, and check implied-diagnosis rules never reward disclosure.
 
     ``baseline(fragment, unset)`` builds a complete intake from a fragment
-    (``ketascreen.testing.merge_intake``).
+    (``ketascreen.testing.merge_intake``); ``only`` limits the check to some rule ids (the
+    whole knowledge base is still used to screen them).
     """
     from ketascreen.core.engine import CompiledKnowledgeBase, screen_compiled
     from ketascreen.core.validation import parse_intake
@@ -220,6 +221,8 @@ def check_examples(kb: KnowledgeBase, baseline: Callable[..., dict[str, Any]],
     out: list[Diagnostic] = []
     ckb = CompiledKnowledgeBase(kb)
     for r in kb.rules:
+        if only is not None and r.id not in only:
+            continue
         for i, ex in enumerate(r.examples):
             where = f"rule {r.id} example {i + 1}" + (f" ({ex.name})" if ex.name else "")
             try:

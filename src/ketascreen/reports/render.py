@@ -64,7 +64,7 @@ def _finding_view(f: Finding) -> dict[str, Any]:
     }
 
 
-def view_model(a: Assessment, audience: Audience, disclaimer: str = "") -> dict[str, Any]:
+def view_model(a: Assessment, audience: str, disclaimer: str = "") -> dict[str, Any]:
     findings = [_finding_view(f) for f in a.findings]
     patient_findings = [f for f in findings if f["severity"] != "info" or f["urgent"]]
     return {
@@ -125,7 +125,7 @@ def _wrap(text: str, width: int = 92, indent: int = 0) -> str:
 _EXT = {"text": "txt", "markdown": "md", "html": "html"}
 
 
-def render(a: Assessment, fmt: Format, audience: Audience = "clinician",
+def render(a: Assessment, fmt: str, audience: str = "clinician",
            disclaimer: str = "") -> str:
     """One assessment as a report in ``fmt`` for ``audience``."""
     if fmt == "html":
@@ -134,7 +134,7 @@ def render(a: Assessment, fmt: Format, audience: Audience = "clinician",
     return str(template.render(**view_model(a, audience, disclaimer)))
 
 
-def render_many(items: list[Assessment], fmt: Format, audience: Audience = "clinician",
+def render_many(items: list[Assessment], fmt: str, audience: str = "clinician",
                 disclaimer: str = "") -> str:
     """Several assessments in one document (HTML gets one page with a section each)."""
     if fmt != "html":

@@ -1,0 +1,5 @@
+"""python -m ketascreen"""
+
+from ketascreen.cli.app import main
+
+main()
