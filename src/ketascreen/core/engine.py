@@ -35,6 +35,7 @@ from ketascreen.core.model import (
     TraceEntry,
 )
 from ketascreen.core.predicates import (
+    FALSE,
     TRUE,
     UNKNOWN,
     Compiled,
@@ -131,13 +132,6 @@ def _reads_bp(pred: Any) -> bool:
     return False
 
 
-@dataclass(slots=True)
-class _Outcome:
-    value: int
-    evidence: tuple[Ev, ...]
-    missing: tuple[str, ...]
-
-
 def screen_compiled(
     ckb: CompiledKnowledgeBase,
     intake: Intake,
@@ -150,24 +144,6 @@ def screen_compiled(
     facts = build_facts(intake, ckb.lexicon, as_of)
     considered: tuple[Route, ...] = (intake.route,) if intake.route else ROUTES
 
-    # Evaluate every rule, once, or once per distinct setting when it depends on the route.
-    per_rule: list[tuple[CompiledRule, dict[Route, _Outcome]]] = []
-    for cr in ckb.rules:
-        outcomes: dict[Route, _Outcome] = {}
-        if cr.route_dependent:
-            by_setting: dict[str, _Outcome] = {}
-            for route in cr.routes:
-                setting = facts.setting[route]
-                if setting not in by_setting:
-                    by_setting[setting] = _Outcome(*cr.test(facts, route))
-                outcomes[route] = by_setting[setting]
-        else:
-            shared = _Outcome(*cr.test(facts, None))
-            for route in cr.routes:
-                outcomes[route] = shared
-        per_rule.append((cr, outcomes))
-
-    # Aggregate per route.
     known: dict[Route, int] = dict.fromkeys(ROUTES, 0)
     worst_unknown: dict[Route, int] = dict.fromkeys(ROUTES, -1)
     missing: dict[str, dict[str, Any]] = {}
@@ -175,24 +151,44 @@ def screen_compiled(
     urgent = False
     trace: list[TraceEntry] = []
     crisis = crisis_contacts or ckb.kb.texts.get("crisis_contacts", "")
+    classes: dict[str, str] = {}
 
-    for cr, outcomes in per_rule:
+    # Collect: every rule, evaluated once (or once per setting when it depends on the route).
+    for cr in ckb.rules:
+        if cr.route_dependent:
+            by_setting: dict[str, tuple[int, tuple[Ev, ...], tuple[str, ...]]] = {}
+            per_route = []
+            for route in cr.routes:
+                setting = facts.setting[route]
+                if setting not in by_setting:
+                    by_setting[setting] = cr.test(facts, route)
+                per_route.append((route, by_setting[setting]))
+        else:
+            result = cr.test(facts, None)
+            if result[0] == FALSE and not explain:
+                continue
+            per_route = [(route, result) for route in cr.routes]
+        if explain:
+            trace.extend(_trace(cr, per_route, ckb, facts))
         rule = cr.rule
         sev = SEVERITY_RANK[rule.severity]
         fired_routes: list[Route] = []
         evidence: list[Ev] = []
-        for route, out in outcomes.items():
-            if out.value == TRUE:
+        for route, (value, ev, miss) in per_route:
+            if value == TRUE:
                 fired_routes.append(route)
-                known[route] = max(known[route], sev)
-                for e in out.evidence:
+                if sev > known[route]:
+                    known[route] = sev
+                for e in ev:
                     if e not in evidence:
                         evidence.append(e)
-            elif out.value == UNKNOWN:
+            elif value == UNKNOWN:
                 blocking_here = False
                 relevant = route in considered
-                for name in out.missing:
-                    klass = ckb.classify(name, facts)
+                for name in miss:
+                    klass = classes.get(name)
+                    if klass is None:
+                        klass = classes[name] = ckb.classify(name, facts)
                     if klass == "supplementary":
                         continue
                     if klass == "must_have":
@@ -201,15 +197,14 @@ def screen_compiled(
                         entry = missing.setdefault(name, {"needed_by": set(), "blocking": False})
                         entry["needed_by"].add(rule.id)
                         entry["blocking"] = entry["blocking"] or klass == "must_have"
-                if blocking_here:
-                    worst_unknown[route] = max(worst_unknown[route], sev)
-        if fired_routes and rule.urgent:
+                if blocking_here and sev > worst_unknown[route]:
+                    worst_unknown[route] = sev
+        if not fired_routes:
+            continue
+        if rule.urgent:
             urgent = True
-        show = [r for r in fired_routes if r in considered]
-        if fired_routes and (show or rule.urgent):
+        if rule.urgent or any(r in considered for r in fired_routes):
             findings.append(_finding(ckb, rule, fired_routes, evidence, crisis))
-        if explain:
-            trace.extend(_trace(cr, outcomes, ckb, facts))
 
     if facts.vitals_given and not facts.vitals_dated:
         bp_rules = sorted(cr.rule.id for cr in ckb.rules if cr.reads_bp)
@@ -295,11 +290,14 @@ def _with_contacts(text: str, crisis: str) -> str:
 
 
 def _trace(
-    cr: CompiledRule, outcomes: dict[Route, _Outcome], ckb: CompiledKnowledgeBase, facts: Facts
+    cr: CompiledRule,
+    per_route: list[tuple[Route, tuple[int, tuple[Ev, ...], tuple[str, ...]]]],
+    ckb: CompiledKnowledgeBase,
+    facts: Facts,
 ) -> list[TraceEntry]:
     groups: dict[tuple[int, tuple[Ev, ...], tuple[str, ...]], list[Route]] = {}
-    for route, out in outcomes.items():
-        groups.setdefault((out.value, out.evidence, out.missing), []).append(route)
+    for route, result in per_route:
+        groups.setdefault(result, []).append(route)
     entries: list[TraceEntry] = []
     for (value, evidence, miss), routes in groups.items():
         label = "all" if len(routes) == len(ROUTES) else ",".join(routes)

@@ -33,7 +33,7 @@ Number = float | int | str  # a literal, or "$param" naming one of the rule's pa
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,6 +81,9 @@ class ConditionPredicate(_Data):
     exclude: list[str] = Field(default_factory=list)
     status: list[StatusName] = Field(default_factory=lambda: list(_ALL_STATUSES))
     controlled: bool | None = None
+    # When the `controlled` filter meets an item without a `controlled` answer: ask for it
+    # (unknown, the default), or treat the item as matching / not matching.
+    unanswered: Literal["unknown", "match", "no_match"] = "unknown"
     within_days: Number | None = None
     undated: Literal["match", "no_match"] = "no_match"
 
@@ -150,7 +153,7 @@ class AnswerPredicate(_Data):
     gt: Number | None = None
     gte: Number | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     @model_validator(mode="after")
     def _one_test(self) -> AnswerPredicate:
@@ -170,19 +173,19 @@ class AgePredicate(_Data):
 class SexPredicate(_Data):
     kind: Literal["sex"]
     any_of: list[Literal["female", "male", "intersex", "unknown"]] = Field(alias="in")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class SettingPredicate(_Data):
     kind: Literal["setting"]
     any_of: list[Literal["clinic", "home"]] = Field(alias="in")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class IndicationPredicate(_Data):
     kind: Literal["indication"]
     any_of: list[str] = Field(alias="in")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class AllergyPredicate(_Data):
@@ -197,7 +200,7 @@ class UnresolvedPredicate(_Data):
     list_: Literal["conditions", "medications", "allergies", "family_history"] = Field(
         alias="list"
     )
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class InstrumentPredicate(_Data):
@@ -362,7 +365,7 @@ class EducationTopic(_Data):
 class AnswerSpec(_Data):
     klass: Literal["must_have", "confirm", "supplementary"] = Field(alias="class")
     question: str
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class ConditionTerm(_Data):
@@ -443,7 +446,3 @@ class Protocol(_Data):
     sha256: str = ""
 
 
-AllPredicate.model_rebuild()
-AnyPredicate.model_rebuild()
-NotPredicate.model_rebuild()
-Rule.model_rebuild()

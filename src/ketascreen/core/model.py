@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -129,6 +130,11 @@ Category = Literal[
 ]
 
 
+# Numbers are strict: JSON true must never become 1, nor "45" silently an age.
+SInt = Annotated[int, Strict()]
+SFloat = Annotated[float, Strict()]
+
+
 def _partial_date(value: str) -> str:
     PartialDate.parse(value)
     return value
@@ -172,7 +178,7 @@ class Medication(_Strict):
     name: str = Field(min_length=1, max_length=200)
     rxnorm: str | None = Field(None, pattern=r"^\d{1,10}$")
     dose: str | None = Field(None, max_length=200)
-    daily_mg: float | None = Field(None, ge=0, le=100_000)
+    daily_mg: SFloat | None = Field(None, ge=0, le=100_000)
     schedule: Schedule = "daily"
     stopped_on: DateText | None = None
 
@@ -191,9 +197,9 @@ class SubstanceUse(_Strict):
 
 
 class Vitals(_Strict):
-    systolic: int = Field(ge=50, le=300, description="mmHg, resting seated")
-    diastolic: int = Field(ge=20, le=200, description="mmHg, below the systolic")
-    heart_rate: int | None = Field(None, ge=20, le=250, description="beats per minute")
+    systolic: SInt = Field(ge=50, le=300, description="mmHg, resting seated")
+    diastolic: SInt = Field(ge=20, le=200, description="mmHg, below the systolic")
+    heart_rate: SInt | None = Field(None, ge=20, le=250, description="beats per minute")
     taken_on: DateText | None = None
 
     @model_validator(mode="after")
@@ -207,10 +213,10 @@ class Vitals(_Strict):
 
 class Labs(_Strict):
     child_pugh: Literal["A", "B", "C"] | None = None
-    alt: float | None = Field(None, ge=0, le=20_000, description="U/L")
-    ast: float | None = Field(None, ge=0, le=20_000, description="U/L")
-    alp: float | None = Field(None, ge=0, le=20_000, description="U/L")
-    ggt: float | None = Field(None, ge=0, le=20_000, description="U/L")
+    alt: SFloat | None = Field(None, ge=0, le=20_000, description="U/L")
+    ast: SFloat | None = Field(None, ge=0, le=20_000, description="U/L")
+    alp: SFloat | None = Field(None, ge=0, le=20_000, description="U/L")
+    ggt: SFloat | None = Field(None, ge=0, le=20_000, description="U/L")
 
 
 class Pregnancy(_Strict):
@@ -249,12 +255,12 @@ class PriorKetamine(_Strict):
     misuse: bool = False
 
 
-Item03 = Annotated[int, Field(ge=0, le=3)]
-Item04 = Annotated[int, Field(ge=0, le=4)]
+Item03 = Annotated[int, Strict(), Field(ge=0, le=3)]
+Item04 = Annotated[int, Strict(), Field(ge=0, le=4)]
 
 
 class MDQ(_Strict):
-    items: list[bool] = Field(min_length=13, max_length=13)
+    items: list[Annotated[bool, Strict()]] = Field(min_length=13, max_length=13)
     clustered: bool
     impairment: Literal["none", "minor", "moderate", "serious"]
 
@@ -272,7 +278,7 @@ class Instruments(_Strict):
     phq9: list[Item03] | None = Field(None, min_length=9, max_length=9)
     gad7: list[Item03] | None = Field(None, min_length=7, max_length=7)
     audit_c: list[Item04] | None = Field(None, min_length=3, max_length=3)
-    dast10: list[bool] | None = Field(None, min_length=10, max_length=10)
+    dast10: list[Annotated[bool, Strict()]] | None = Field(None, min_length=10, max_length=10)
     pcl5: list[Item04] | None = Field(None, min_length=20, max_length=20)
     mdq: MDQ | None = None
     cssrs_screen: CSSRSScreen | None = None
@@ -288,7 +294,7 @@ class Intake(_Strict):
 
     id: str | None = Field(None, max_length=200)
     assessed_on: date | None = None
-    age: int | None = Field(None, ge=0, le=120)
+    age: SInt | None = Field(None, ge=0, le=120)
     sex: Sex = "unknown"
     route: Route | None = None
     setting: Setting | None = None
@@ -330,8 +336,7 @@ class Intake(_Strict):
                 late.append(f"{path} ({text})")
         if late:
             raise ValueError(
-                "dates after the screening date " + as_of.isoformat() + ": " + ", ".join(late)
-            )
+                "dates after the screening date " + as_of.isoformat() + ": " + ", ".join(late))
         return self
 
     def dated_fields(self) -> list[tuple[str, str]]:

@@ -179,11 +179,26 @@ def _code_in(code: str, include: list[tuple[str, str, str]],
     return not any(code_matches(code, m) for m in exclude)
 
 
+def _code_memo(codes: list[str], excluded: list[str]) -> Callable[[str], bool]:
+    """A membership test for codes, memoised per code (the code set is finite)."""
+    include = _matchers(codes)
+    exclude = _matchers(excluded)
+    memo: dict[str, bool] = {}
+
+    def test(code: str) -> bool:
+        hit = memo.get(code)
+        if hit is None:
+            hit = memo[code] = _code_in(code, include, exclude)
+        return hit
+
+    return test
+
+
 def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
-    include = _matchers(p.codes)
-    exclude = _matchers(p.exclude)
+    matches = _code_memo(p.codes, p.exclude)
     statuses = frozenset(p.status)
     controlled = p.controlled
+    unanswered = p.unanswered
     within = _num(p.within_days, params)
     undated_match = p.undated == "match"
 
@@ -194,9 +209,7 @@ def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
         evidence: list[Ev] = []
         missing: list[str] = []
         for c in conds:
-            if c.code is None or c.status not in statuses:
-                continue
-            if not _code_in(c.code, include, exclude):
+            if c.code is None or c.status not in statuses or not matches(c.code):
                 continue
             if within is not None:
                 if c.since_days is None:
@@ -206,13 +219,17 @@ def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
                     continue
             if controlled is not None:
                 if c.controlled is None:
-                    missing.append(f"{c.path}.controlled")
-                    continue
-                if c.controlled != controlled:
+                    if unanswered == "unknown":
+                        missing.append(f"{c.path}.controlled")
+                    if unanswered != "match":
+                        continue
+                elif c.controlled != controlled:
                     continue
             meaning = f"{display_code(c.code)}, {c.status}"
             if c.controlled is not None:
                 meaning += ", controlled" if c.controlled else ", not controlled"
+            elif controlled is not None:
+                meaning += ", control not stated"
             evidence.append((c.path, c.given, meaning))
         if evidence:
             return (TRUE, tuple(evidence), ())
@@ -224,7 +241,7 @@ def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
 
 
 def _family(p: kb.FamilyPredicate, params: dict[str, float]) -> Compiled:
-    include = _matchers(p.codes)
+    matches = _code_memo(p.codes, [])
     degree = p.degree
 
     def ev(f: Facts, route: str | None) -> Result:
@@ -232,7 +249,7 @@ def _family(p: kb.FamilyPredicate, params: dict[str, float]) -> Compiled:
             return (UNKNOWN, (), ("family_history",))
         evidence: list[Ev] = []
         for x in f.family:
-            if x.code is None or not _code_in(x.code, include, []):
+            if x.code is None or not matches(x.code):
                 continue
             if degree == "first" and not x.first_degree:
                 continue

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from ketascreen.core.dates import PartialDate
 from ketascreen.core.model import Intake
 from ketascreen.errors import IntakeError, Problem
 
@@ -64,12 +65,15 @@ def _message(err: ErrorDetails) -> str:
         limit = next(iter(ctx.values())) if ctx else "?"
         return f"must be {bound} {limit} (got {err['input']!r})"
     if kind in ("too_short", "too_long"):
-        return (f"must have exactly {ctx.get('min_length', ctx.get('max_length'))} items"
-                if ctx.get("min_length") == ctx.get("max_length")
-                else err["msg"].replace("List", "list").replace("Value", "value"))
+        # Every length limit of the contract is exact (a questionnaire's item count).
+        n = ctx.get("min_length", ctx.get("max_length"))
+        got = ctx.get("actual_length")
+        return f"must have exactly {n} items" + (f" (got {got})" if got is not None else "")
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
-    if kind in ("int_type", "int_parsing", "int_from_float"):
+    if kind in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing"):
+        if kind.startswith("float"):
+            return f"must be a number (got {err['input']!r})"
         return f"must be a whole number (got {err['input']!r})"
     if kind in ("bool_type", "bool_parsing"):
         return f"must be true or false (got {err['input']!r})"
@@ -93,11 +97,53 @@ def problems_from(exc: ValidationError) -> list[Problem]:
 
 
 # Types the contract's JSON would never carry but Python callers might; kept strict on purpose.
+def _late_dates(data: dict[str, Any], today: date) -> list[Problem]:
+    """Dates after the screening date, each at its own path (checked on the raw data, so they
+    are reported together with every other problem)."""
+    as_of = today
+    raw = data.get("assessed_on")
+    if isinstance(raw, str):
+        try:
+            as_of = date.fromisoformat(raw)
+        except ValueError:
+            return []  # reported by the model
+    out: list[Problem] = []
+
+    def check(path: str, value: Any) -> None:
+        if isinstance(value, str):
+            try:
+                earliest = PartialDate.parse(value).earliest()
+            except ValueError:
+                return  # malformed: reported by the model
+            if earliest > as_of:
+                out.append(Problem(path, f"{value} is after the screening date "
+                                         f"{as_of.isoformat()}"))
+
+    for list_name, keys in (("conditions", ("since", "until")), ("medications", ("stopped_on",)),
+                            ("substances", ("last_use",))):
+        items = data.get(list_name)
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    for key in keys:
+                        check(f"{list_name}[{i}].{key}", item.get(key))
+    vitals = data.get("vitals")
+    if isinstance(vitals, dict):
+        check("vitals.taken_on", vitals.get("taken_on"))
+    return out
+
+
 def parse_intake(data: Any, *, today: date, source: str | None = None) -> Intake:
     """Validate one intake (plain JSON data); raises IntakeError listing every problem."""
     if not isinstance(data, dict):
         raise IntakeError([Problem("(intake)", "an intake is a JSON object")], source)
+    late = _late_dates(data, today)
     try:
-        return Intake.model_validate(data, context={"today": today})
+        intake = Intake.model_validate(data, context={"today": today})
     except ValidationError as exc:
-        raise IntakeError(problems_from(exc), source) from exc
+        found = [p for p in problems_from(exc)
+                 if not (late and p.field == "(intake)" and "after the screening date" in p.message)]
+        raise IntakeError(found + late, source) from exc
+    if late:
+        raise IntakeError(late, source)
+    return intake

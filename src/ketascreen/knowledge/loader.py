@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ketascreen.core.kb import (
@@ -99,6 +98,8 @@ def _write_cache(path: Path, kb: KnowledgeBase) -> None:
 
 
 def _read_yaml(path: Path, diags: list[Diagnostic], root: Path) -> Any:
+    import yaml  # only on a cache miss: keeps the command line's cold start short
+
     where = path.relative_to(root).as_posix()
     if not path.exists():
         diags.append(Diagnostic("KB001", "file is missing", where))
@@ -224,6 +225,8 @@ def _load_vocabulary(root: Path, diags: list[Diagnostic]) -> Vocabulary | None:
 
 def load_protocol(path: Path, kb: KnowledgeBase) -> Protocol:
     """Load a clinic protocol file; every problem is reported at once (ProtocolError)."""
+    import yaml
+
     where = str(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
