@@ -96,10 +96,11 @@ def claims_md(kb: KnowledgeBase) -> str:
            "| claim | article | claim (paraphrased) | treatment | why | rules | features |",
            "|---|---|---|---|---|---|---|"]
     for cid in sorted(kb.claims):
-        c = kb.claims[cid]
-        out.append(f"| {cid} | {c.article} | {_cell(c.text)} | {c.treatment.replace('_', ' ')} | "
-                   f"{_cell(c.why or '')} | {', '.join(rules_by_claim.get(cid, [])) or '—'} | "
-                   f"{', '.join(f'`{f}`' for f in c.features) or '—'} |")
+        claim = kb.claims[cid]
+        out.append(f"| {cid} | {claim.article} | {_cell(claim.text)} | "
+                   f"{claim.treatment.replace('_', ' ')} | {_cell(claim.why or '')} | "
+                   f"{', '.join(rules_by_claim.get(cid, [])) or '—'} | "
+                   f"{', '.join(f'`{f}`' for f in claim.features) or '—'} |")
     return "\n".join(out) + "\n"
 
 

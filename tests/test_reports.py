@@ -16,7 +16,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.amber import AmberSnapshotExtension
 
 from ketascreen.core.kb import KnowledgeBase
-from ketascreen.core.model import Assessment
+from ketascreen.core.model import Assessment, Route
 from ketascreen.reports.render import render, render_many
 from ketascreen.services import Screener
 from ketascreen.testing import merge_intake
@@ -178,7 +178,7 @@ def test_patient_report_names_every_held_route(
 ) -> None:
     a = assessments["theophylline-any-route"]
     out = report(a, fmt, "patient", kb).lower()
-    held = {"iv": "iv infusion", "im": "intramuscular injection", "oral": "oral"}
+    held: dict[Route, str] = {"iv": "iv infusion", "im": "intramuscular injection", "oral": "oral"}
     for route, words in held.items():
         assert a.routes[route] in ("defer", "not_recommended")
         assert words in out, route

@@ -152,13 +152,6 @@ def _parse_date(value: str | None) -> date | None:
         raise typer.Exit(2) from None
 
 
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    else:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
 @app.command()
 def screen(
     files: Annotated[list[str], typer.Argument(help="Intake files (.json, .jsonl); - for stdin.")],
@@ -195,44 +188,53 @@ def screen(
             raise typer.Exit(2) from None
     screener = Screener(kb, chosen, crisis_contacts=settings.crisis_contacts)
 
-    results: list[Assessment | dict[str, Any]] = []
     failed = False
-    for inp in _read_inputs(files):
-        if inp.error is not None:
-            _err(f"{inp.label}: {inp.error}")
-            failed = True
-            results.append(_error_record(inp, None))
-            continue
-        data = inp.data
-        if isinstance(data, dict) and route is not None:
-            data = {**data, "route": route.value}
-        try:
-            intake = screener.parse(data, today=today, source=inp.label)
-        except InputError as exc:
-            _err(exc.describe())
-            failed = True
-            results.append(_error_record(inp, exc))
-            continue
-        results.append(screener.screen(intake, today=today, explain=explain))
 
-    assessed = [r for r in results if not isinstance(r, dict)]
-    if fmt is OutputFormat.jsonl:
-        lines = [json.dumps(r, ensure_ascii=False) if isinstance(r, dict)
-                 else r.model_dump_json(exclude_none=False) for r in results]
-        if lines:
-            _emit("\n".join(lines), output)
-    elif fmt is OutputFormat.json:
-        items = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in results]
-        if len(items) == 1 and not isinstance(results[0], dict):
-            _emit(json.dumps(items[0], indent=2, ensure_ascii=False), output)
-        elif items:
-            _emit(json.dumps(items, indent=2, ensure_ascii=False), output)
-    elif assessed:
-        from ketascreen.reports.render import render_many
+    def outcomes() -> Iterator[Assessment | dict[str, Any]]:
+        nonlocal failed
+        for inp in _read_inputs(files):
+            if inp.error is not None:
+                _err(f"{inp.label}: {inp.error}")
+                failed = True
+                yield _error_record(inp, None)
+                continue
+            data = inp.data
+            if isinstance(data, dict) and route is not None:
+                data = {**data, "route": route.value}
+            try:
+                intake = screener.parse(data, today=today, source=inp.label)
+            except InputError as exc:
+                _err(exc.describe())
+                failed = True
+                yield _error_record(inp, exc)
+                continue
+            yield screener.screen(intake, today=today, explain=explain)
 
-        text = render_many(assessed, fmt.value, audience.value,
-                           disclaimer=kb.texts.get("disclaimer", ""))
-        _emit(text, output)
+    sink = output.open("w", encoding="utf-8") if output is not None else sys.stdout
+    try:
+        if fmt is OutputFormat.jsonl:
+            # Streamed, one line per input in input order: memory stays flat on large files.
+            for r in outcomes():
+                sink.write(json.dumps(r, ensure_ascii=False) if isinstance(r, dict)
+                           else r.model_dump_json())
+                sink.write("\n")
+        elif fmt is OutputFormat.json:
+            items = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in outcomes()]
+            if len(items) == 1 and "error" not in items[0]:
+                sink.write(json.dumps(items[0], indent=2, ensure_ascii=False) + "\n")
+            elif items:
+                sink.write(json.dumps(items, indent=2, ensure_ascii=False) + "\n")
+        else:
+            from ketascreen.reports.render import render_many
+
+            assessed = [r for r in outcomes() if not isinstance(r, dict)]
+            if assessed:
+                text = render_many(assessed, fmt.value, audience.value,
+                                   disclaimer=kb.texts.get("disclaimer", ""))
+                sink.write(text if text.endswith("\n") else text + "\n")
+    finally:
+        if output is not None:
+            sink.close()
     if failed:
         raise typer.Exit(2)
 
@@ -249,7 +251,9 @@ def rules_list(
 
     kb = load_knowledge_base()
     table = Table(title=f"{kb.name} v{kb.version}: {len(kb.rules)} rules")
-    for col in ("id", "severity", "urgent", "category", "routes", "title"):
+    widest = max(len(r.id) for r in kb.rules)
+    table.add_column("id", no_wrap=True, min_width=widest)
+    for col in ("severity", "urgent", "category", "routes", "title"):
         table.add_column(col)
     for r in sorted(kb.rules, key=lambda r: r.id):
         if category and r.category != category:

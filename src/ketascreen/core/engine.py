@@ -95,8 +95,17 @@ class CompiledKnowledgeBase:
             self.answer_class[name] = klass
             self.answer_order[name] = i
         self.sources = kb.sources
+        self._source_refs: dict[str, list[SourceRef]] = {}
         self.protocol_info_base = (self.protocol.name, self.protocol.version,
                                    self.protocol.sha256)
+
+    def source_refs(self, rule: Rule) -> list[SourceRef]:
+        refs = self._source_refs.get(rule.id)
+        if refs is None:
+            refs = self._source_refs[rule.id] = [
+                SourceRef(id=sid, citation=self.sources[sid].citation, url=self.sources[sid].url)
+                for sid in rule.sources if sid in self.sources]
+        return list(refs)
 
     def classify(self, field: str, facts: Facts) -> str:
         if field == "vitals" and facts.vitals_stale:
@@ -226,7 +235,7 @@ def screen_compiled(
 
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], not f.urgent, f.rule))
     missing_list = [
-        MissingAnswer(field=name, question=ckb.question(name),
+        MissingAnswer.model_construct(field=name, question=ckb.question(name),
                       needed_by=sorted(entry["needed_by"]), blocking=entry["blocking"])
         for name, entry in missing.items()
     ]
@@ -262,12 +271,8 @@ _SEVERITIES: tuple[Severity, ...] = ("info", "precaution", "evaluation", "defer"
 def _finding(
     ckb: CompiledKnowledgeBase, rule: Rule, routes: list[Route], evidence: list[Ev], crisis: str
 ) -> Finding:
-    sources = []
-    for sid in rule.sources:
-        src = ckb.sources.get(sid)
-        if src is not None:
-            sources.append(SourceRef(id=sid, citation=src.citation, url=src.url))
-    return Finding(
+    # Output models are built from validated data: construct them without re-validating.
+    return Finding.model_construct(
         rule=rule.id,
         category=rule.category,
         severity=rule.severity,
@@ -275,9 +280,9 @@ def _finding(
         title=rule.title,
         clinician=rule.clinician.strip(),
         patient=_with_contacts(rule.patient.strip(), crisis),
-        evidence=[Evidence(field=f, value=v, meaning=m) for f, v, m in evidence],
+        evidence=[Evidence.model_construct(field=f, value=v, meaning=m) for f, v, m in evidence],
         actions=list(rule.actions),
-        sources=sources,
+        sources=ckb.source_refs(rule),
         claims=list(rule.claims),
         routes=routes,
     )

@@ -61,6 +61,17 @@ def validate_protocol(kb: KnowledgeBase, protocol: Protocol) -> list[Problem]:
         if r.id in rules or r.id in added:
             problems.append(Problem(f"add_rules[{i}].id", f"rule id {r.id!r} already exists"))
         added.add(r.id)
+        for sid in r.sources:
+            if sid not in kb.sources:
+                problems.append(Problem(f"add_rules[{i}].sources",
+                                        f"unknown source {sid!r} (see the knowledge base's "
+                                        "sources)"))
+        for cid in r.claims:
+            if cid not in kb.claims:
+                problems.append(Problem(f"add_rules[{i}].claims", f"unknown seed claim {cid!r}"))
+        if r.urgent and "{crisis_contacts}" not in r.patient:
+            problems.append(Problem(f"add_rules[{i}].patient",
+                                    "an urgent rule's patient text needs {crisis_contacts}"))
     for i, name in enumerate(protocol.confirm_at_first_visit):
         if name in ALWAYS_MUST_HAVE:
             problems.append(Problem(f"confirm_at_first_visit[{i}]",

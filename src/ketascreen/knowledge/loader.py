@@ -32,7 +32,6 @@ from ketascreen.core.kb import (
     Rule,
     Source,
     Vocabulary,
-    tag_predicates,
 )
 from ketascreen.core.lint import lint_knowledge_base
 from ketascreen.core.protocols import protocol_hash, validate_protocol
@@ -245,11 +244,6 @@ def protocol_from_data(
                             source)
     data = dict(raw)
     data.pop("sha256", None)
-    if isinstance(data.get("add_rules"), list):
-        data["add_rules"] = [
-            {**r, "when": tag_predicates(r["when"])} if isinstance(r, dict) and "when" in r else r
-            for r in data["add_rules"]
-        ]
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:

@@ -66,7 +66,8 @@ def _finding_view(f: Finding) -> dict[str, Any]:
 
 def view_model(a: Assessment, audience: str, disclaimer: str = "") -> dict[str, Any]:
     findings = [_finding_view(f) for f in a.findings]
-    patient_findings = [f for f in findings if f["severity"] != "info" or f["urgent"]]
+    # Urgent findings are shown first, on their own; the rest follow under "What we found".
+    patient_findings = [f for f in findings if f["severity"] != "info" and not f["urgent"]]
     return {
         "a": a,
         "audience": audience,
@@ -103,7 +104,8 @@ def _environment() -> Any:
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("ketascreen.reports", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+        # Templates are named *.html.j2: escape by that full ending, or caller text goes raw.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"),
                                             default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -141,5 +143,5 @@ def render_many(items: list[Assessment], fmt: str, audience: str = "clinician",
         sep = "\n" + ("-" * 92 if fmt == "text" else "---") + "\n\n"
         return sep.join(render(a, fmt, audience, disclaimer) for a in items)
     template = _environment().get_template(f"{audience}.html.j2")
-    views = [view_model(a, audience, disclaimer) for a in items]
+    views = [{**view_model(a, audience, disclaimer), "index": i + 1} for i, a in enumerate(items)]
     return str(template.render(items=views, disclaimer=disclaimer))
