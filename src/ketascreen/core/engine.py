@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from ketascreen.core.facts import Facts, build_facts
+from ketascreen.core.gating import GateIndex, gate_of
 from ketascreen.core.kb import KnowledgeBase, Protocol, Rule
 from ketascreen.core.model import (
     DECISION_RANK,
@@ -84,6 +85,7 @@ class CompiledKnowledgeBase:
             )
             for r in rules
         ]
+        self.gates = GateIndex([gate_of(cr.rule.when) for cr in self.rules])
         self.lexicon = Lexicon(kb.vocabulary)
         confirm = set(self.protocol.confirm_at_first_visit)
         self.answer_class: dict[str, str] = {}
@@ -163,7 +165,11 @@ def screen_compiled(
     classes: dict[str, str] = {}
 
     # Collect: every rule, evaluated once (or once per setting when it depends on the route).
-    for cr in ckb.rules:
+    # Rules no code or medication of this intake can open are false: skipped unless explaining.
+    live = None if explain else ckb.gates.open_rules(facts)
+    for index, cr in enumerate(ckb.rules):
+        if live is not None and index not in live:
+            continue
         if cr.route_dependent:
             by_setting: dict[str, tuple[int, tuple[Ev, ...], tuple[str, ...]]] = {}
             per_route = []

@@ -13,7 +13,7 @@ from datetime import date
 from ketascreen.core.dates import days_before
 from ketascreen.core.model import FIRST_DEGREE, Intake, Score, Unrecognized
 from ketascreen.core.scoring import cssrs_risk, score_instruments
-from ketascreen.core.vocab import Lexicon, display_code
+from ketascreen.core.vocab import Lexicon, display_code, normalize_name
 
 _PREGNANCY_ALIASES = dict.fromkeys(
     ("pregnancy.pregnant", "pregnancy.breastfeeding", "pregnancy.planning"), "pregnancy")
@@ -36,6 +36,7 @@ class ConditionFact:
     status: str
     controlled: bool | None
     since_days: int | None
+    name: str = ""  # the free-text name, normalised
 
 
 @dataclass(slots=True)
@@ -159,6 +160,7 @@ def build_facts(intake: Intake, lex: Lexicon, as_of: date) -> Facts:
             conditions.append(ConditionFact(
                 path=path, code=code, given=given, status=c.status, controlled=c.controlled,
                 since_days=days_before(as_of, c.since),
+                name=normalize_name(c.name) if c.name else "",
             ))
             if code and code[:3] in _F1X_SUBSTANCE:
                 pattern = code[3:4]

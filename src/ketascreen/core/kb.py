@@ -79,6 +79,8 @@ class ConditionPredicate(_Data):
     kind: Literal["condition"]
     codes: list[str] = Field(min_length=1)
     exclude: list[str] = Field(default_factory=list)
+    # Words the condition's free-text name must contain (any of them), e.g. Z88.4 naming ketamine.
+    name_has: list[str] = Field(default_factory=list)
     status: list[StatusName] = Field(default_factory=lambda: list(_ALL_STATUSES))
     controlled: bool | None = None
     # When the `controlled` filter meets an item without a `controlled` answer: ask for it

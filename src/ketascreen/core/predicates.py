@@ -196,6 +196,7 @@ def _code_memo(codes: list[str], excluded: list[str]) -> Callable[[str], bool]:
 
 def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
     matches = _code_memo(p.codes, p.exclude)
+    words = tuple(w.lower() for w in p.name_has)
     statuses = frozenset(p.status)
     controlled = p.controlled
     unanswered = p.unanswered
@@ -210,6 +211,8 @@ def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
         missing: list[str] = []
         for c in conds:
             if c.code is None or c.status not in statuses or not matches(c.code):
+                continue
+            if words and not any(w in c.name for w in words):
                 continue
             if within is not None:
                 if c.since_days is None:
