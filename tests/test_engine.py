@@ -228,3 +228,13 @@ def test_protocol_confirm_at_first_visit_moves_vitals(kb: KnowledgeBase) -> None
     a = Screener(kb, selfscreen).screen(merge_intake(unset=["vitals"]), today=BASELINE_DATE)
     assert a.decision == "eligible"
     assert any(m.field == "vitals" and not m.blocking for m in a.missing)
+
+
+def test_fast_built_findings_equal_validated_ones(assess: Assess) -> None:
+    from ketascreen.core.model import Finding
+
+    a = assess({"conditions": [{"code": "F43.10"}, {"code": "I10", "controlled": True}]})
+    for f in a.findings:
+        again = Finding.model_validate(f.model_dump())
+        assert again == f
+        assert again.model_dump_json() == f.model_dump_json()

@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from ketascreen.core.facts import Facts, build_facts
 from ketascreen.core.gating import GateIndex, gate_of
 from ketascreen.core.kb import KnowledgeBase, Protocol, Rule
 from ketascreen.core.model import (
+    CONTRACT_VERSION,
     DECISION_RANK,
     ROUTES,
     SEVERITY_DECISION,
@@ -98,6 +101,12 @@ class CompiledKnowledgeBase:
             self.answer_order[name] = i
         self.sources = kb.sources
         self._source_refs: dict[str, list[SourceRef]] = {}
+        self._class_cache: dict[str, str] = {}
+        self.protocol_info = ProtocolInfo(
+            name=self.protocol.name, version=self.protocol.version,
+            sha256=self.protocol.sha256 or protocol_hash(self.protocol),
+            deviations=list(self.deviations))
+        self.kb_info = KnowledgeBaseInfo(version=kb.version, sha256=kb.sha256)
         self.protocol_info_base = (self.protocol.name, self.protocol.version,
                                    self.protocol.sha256)
 
@@ -112,11 +121,14 @@ class CompiledKnowledgeBase:
     def classify(self, field: str, facts: Facts) -> str:
         if field == "vitals" and facts.vitals_stale:
             return "confirm"
-        key = _INDEX.sub("[]", field)
-        klass = self.answer_class.get(key)
+        klass = self._class_cache.get(field)
         if klass is None:
-            top = key.split(".", 1)[0]
-            klass = self.answer_class.get(top, "must_have")
+            key = _INDEX.sub("[]", field)
+            klass = self.answer_class.get(key)
+            if klass is None:
+                klass = self.answer_class.get(key.split(".", 1)[0], "must_have")
+            if len(self._class_cache) < 10_000:
+                self._class_cache[field] = klass
         return klass
 
     def question(self, field: str) -> str:
@@ -247,7 +259,8 @@ def screen_compiled(
     ]
     missing_list.sort(key=lambda m: (ckb.order(m.field)[0], not m.blocking, ckb.order(m.field)[1:]))
 
-    return Assessment(
+    return _build(
+        Assessment,
         id=intake.id,
         as_of=as_of,
         decision=decision,
@@ -257,11 +270,9 @@ def screen_compiled(
         unrecognized=list(facts.unrecognized),
         routes=routes,
         scores=facts.scores,
-        protocol=ProtocolInfo(
-            name=ckb.protocol.name, version=ckb.protocol.version, sha256=ckb.protocol.sha256,
-            deviations=list(ckb.deviations),
-        ),
-        knowledge_base=KnowledgeBaseInfo(version=ckb.kb.version, sha256=ckb.kb.sha256),
+        protocol=ckb.protocol_info,
+        knowledge_base=ckb.kb_info,
+        contract_version=CONTRACT_VERSION,
         route=intake.route,
         summary=_summary(ckb, decision, routes, urgent, findings, missing_list, intake, crisis),
         notes=[ckb.kb.texts.get("note_each_session",
@@ -278,7 +289,8 @@ def _finding(
     ckb: CompiledKnowledgeBase, rule: Rule, routes: list[Route], evidence: list[Ev], crisis: str
 ) -> Finding:
     # Output models are built from validated data: construct them without re-validating.
-    return Finding.model_construct(
+    return _build(
+        Finding,
         rule=rule.id,
         category=rule.category,
         severity=rule.severity,
@@ -286,12 +298,26 @@ def _finding(
         title=rule.title,
         clinician=rule.clinician.strip(),
         patient=_with_contacts(rule.patient.strip(), crisis),
-        evidence=[Evidence.model_construct(field=f, value=v, meaning=m) for f, v, m in evidence],
+        evidence=[_build(Evidence, field=f, value=v, meaning=m) for f, v, m in evidence],
         actions=list(rule.actions),
         sources=ckb.source_refs(rule),
         claims=list(rule.claims),
         routes=routes,
     )
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _build(cls: type[_M], **values: Any) -> _M:
+    """An output model from values that are already valid, every field given: what pydantic's
+    ``model_construct`` does, without its per-field default handling (a hot path)."""
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", values)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
 
 
 def _with_contacts(text: str, crisis: str) -> str:

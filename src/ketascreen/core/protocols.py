@@ -9,10 +9,15 @@ from ketascreen.core.kb import KnowledgeBase, Protocol, Rule
 from ketascreen.core.model import SEVERITY_RANK
 from ketascreen.errors import Problem
 
-DEFAULT_PROTOCOL = Protocol(
+# Constructed, not validated: it is known-good, and validating would build the whole rule schema
+# at import time (a cost every cold start of the command line would pay).
+DEFAULT_PROTOCOL = Protocol.model_construct(
     name="ketascreen-default",
     version="1",
     description="The default protocol: reference Part 1, unchanged.",
+    overrides={},
+    add_rules=[],
+    confirm_at_first_visit=[],
     sha256=hashlib.sha256(b"ketascreen-default/1").hexdigest(),
 )
 

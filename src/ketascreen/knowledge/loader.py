@@ -33,7 +33,6 @@ from ketascreen.core.kb import (
     Source,
     Vocabulary,
 )
-from ketascreen.core.lint import lint_knowledge_base
 from ketascreen.core.protocols import protocol_hash, validate_protocol
 from ketascreen.core.validation import format_loc
 from ketascreen.errors import Diagnostic, KnowledgeBaseError, Problem, ProtocolError
@@ -183,6 +182,8 @@ def _load(root: Path, digest: str) -> KnowledgeBase:
         texts={str(k): " ".join(str(v).split()) for k, v in (manifest.get("texts") or {}).items()},
         vocabulary=vocabulary,
     )
+    from ketascreen.core.lint import lint_knowledge_base  # only on a cache miss
+
     problems = lint_knowledge_base(kb)
     if problems:
         raise KnowledgeBaseError(problems)
