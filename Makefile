@@ -4,9 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck importlint kblint docs docs-check unit demo bench clean
+.PHONY: install system test lint typecheck importlint kblint docs docs-check unit demo bench serve clean
 
-install: $(STAMP)
+install: $(STAMP) system
+
+# Debian packages for PDF reports and browser tests (idempotent; a no-op when present).
+system:
+	@bash scripts/ensure_system_deps.sh
 
 # Re-installs only when the dependency pins or the package metadata change.
 $(STAMP): pyproject.toml requirements.lock
@@ -43,7 +47,10 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 bench: install
-	$(BIN)/python scripts/bench.py
+	@for b in scripts/bench*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+serve: install
+	$(BIN)/ketascreen serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

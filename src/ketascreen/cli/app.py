@@ -372,6 +372,17 @@ def version() -> None:
     typer.echo(f"rules {len(kb.rules)}, ICD-10-CM {kb.vocabulary.icd10cm_release}")
 
 
+def _register_front_ends() -> None:
+    from ketascreen.cli import batch, fhir, server
+
+    batch.register(app)
+    server.register(app)
+    fhir.register(app)
+
+
+_register_front_ends()
+
+
 def main() -> None:
     """Entry point: run the app, turning any unexpected fault into one line and exit 1."""
     from ketascreen.errors import KetascreenError, KnowledgeBaseError

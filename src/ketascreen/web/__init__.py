@@ -1,0 +1,1 @@
+"""The web application: patient self-screening, the clinician workspace and the REST API (FastAPI)."""
