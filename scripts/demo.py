@@ -14,10 +14,12 @@ from ketascreen.reports.render import render
 from ketascreen.services import Screener
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SHORT = {"eligible": "OK", "eligible_with_precautions": "OK+P", "needs_evaluation": "EVAL",
+         "incomplete": "INC", "defer": "DEFER", "not_recommended": "NO"}
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=max(150, Console().width))
     screener = Screener()
     kb = screener.kb
     console.print(f"[bold]ketascreen demo[/bold] · knowledge base {kb.name} v{kb.version} "
@@ -34,11 +36,13 @@ def main() -> int:
             table.add_row(path.stem, "[red]invalid[/red]", "", "", str(exc.problems[0]))
             continue
         worst = ", ".join(f.rule for f in a.findings[:2]) or "-"
-        routes = "/".join(a.routes[r][:12] for r in ("iv", "im", "intranasal", "oral"))
+        routes = " ".join(SHORT[a.routes[r]] for r in ("iv", "im", "intranasal", "oral"))
         table.add_row(path.stem, a.decision, "[red]yes[/red]" if a.urgent else "", routes, worst)
         if path.stem == "bp-184-112":
             featured = a
     console.print(table)
+    console.print("routes: OK eligible · OK+P with precautions · EVAL needs evaluation · "
+                  "INC incomplete · DEFER defer · NO not recommended\n")
     if featured is not None:
         console.rule("One full clinician report (bp-184-112)")
         print(render(featured, "text", "clinician", kb.texts.get("disclaimer", "")))
