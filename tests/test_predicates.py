@@ -13,6 +13,7 @@ from ketascreen.core.kb import KnowledgeBase, Predicate, tag_predicates
 from ketascreen.core.predicates import FALSE, TRUE, UNKNOWN, CompileError, compile_predicate
 from ketascreen.core.validation import parse_intake
 from ketascreen.core.vocab import Lexicon
+from ketascreen.services import load_knowledge_base
 from ketascreen.testing import BASELINE_DATE, merge_intake
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(Predicate)
@@ -26,7 +27,8 @@ def lexicon(kb: KnowledgeBase) -> Lexicon:
 def facts_for(lexicon: Lexicon, fragment: dict[str, Any] | None = None,
               unset: list[str] | None = None) -> Facts:
     intake = parse_intake(merge_intake(fragment, unset), today=BASELINE_DATE)
-    return build_facts(intake, lexicon, BASELINE_DATE)
+    return build_facts(intake, lexicon, BASELINE_DATE,
+                       instruments=load_knowledge_base().instruments)
 
 
 def value(lexicon: Lexicon, pred: dict[str, Any], fragment: dict[str, Any] | None = None,

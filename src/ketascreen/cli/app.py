@@ -41,11 +41,18 @@ class OutputFormat(StrEnum):
     json = "json"
     jsonl = "jsonl"
     html = "html"
+    pdf = "pdf"
+    fhir = "fhir"
 
 
 class Audience(StrEnum):
     clinician = "clinician"
     patient = "patient"
+
+
+class Paper(StrEnum):
+    letter = "letter"
+    a4 = "a4"
 
 
 class RouteOption(StrEnum):
@@ -170,8 +177,12 @@ def screen(
         "--date", help="Screening date (YYYY-MM-DD) for intakes without assessed_on.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")
                       ] = None,
+    paper: Annotated[Paper, typer.Option(help="Page size for --format pdf.")] = Paper.letter,
 ) -> None:
     """Screen one or more intakes and print their assessments."""
+    if fmt is OutputFormat.pdf and output is None:
+        _err("--format pdf writes a file: add --output FILE (for example --output report.pdf)")
+        raise typer.Exit(2)
     from ketascreen.config import Settings
     from ketascreen.errors import InputError
     from ketascreen.services import Screener, load_knowledge_base, load_protocol
@@ -189,6 +200,7 @@ def screen(
     screener = Screener(kb, chosen, crisis_contacts=settings.crisis_contacts)
 
     failed = False
+    fhir_read: dict[int, Any] = {}  # id(assessment) → how its FHIR input was read
 
     def outcomes() -> Iterator[Assessment | dict[str, Any]]:
         nonlocal failed
@@ -199,17 +211,36 @@ def screen(
                 yield _error_record(inp, None)
                 continue
             data = inp.data
-            if isinstance(data, dict) and route is not None:
+            is_fhir = isinstance(data, dict) and "resourceType" in data
+            if isinstance(data, dict) and route is not None and not is_fhir:
                 data = {**data, "route": route.value}
             try:
-                intake = screener.parse(data, today=today, source=inp.label)
+                if is_fhir:  # a FHIR R4 Bundle: read through the FHIR adapter
+                    from ketascreen.cli import fhir
+
+                    intake, mapped = fhir.read_fhir_input(
+                        data, screener=screener, today=today, source=inp.label,
+                        route=route.value if route is not None else None)
+                else:
+                    intake = screener.parse(data, today=today, source=inp.label)
             except InputError as exc:
                 _err(exc.describe())
                 failed = True
                 yield _error_record(inp, exc)
                 continue
-            yield screener.screen(intake, today=today, explain=explain)
+            assessment = screener.screen(intake, today=today, explain=explain)
+            if is_fhir:
+                assessment = fhir.annotate(assessment, mapped)
+                fhir_read[id(assessment)] = mapped
+            yield assessment
 
+    crisis = settings.crisis_contacts or kb.texts.get("crisis_contacts")
+    if fmt is OutputFormat.pdf and output is not None:  # binary: the whole file at once
+        _write_pdf([r for r in outcomes() if not isinstance(r, dict)], output,
+                   audience.value, kb.texts.get("disclaimer", ""), crisis, paper.value)
+        if failed:
+            raise typer.Exit(2)
+        return
     sink = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     try:
         if fmt is OutputFormat.jsonl:
@@ -218,6 +249,10 @@ def screen(
                 sink.write(json.dumps(r, ensure_ascii=False) if isinstance(r, dict)
                            else r.model_dump_json())
                 sink.write("\n")
+        elif fmt is OutputFormat.fhir:  # one Bundle per input; several → a JSON array
+            from ketascreen.cli import fhir as fhir_out
+
+            fhir_out.write_bundles(outcomes(), sink, fhir_read)
         elif fmt is OutputFormat.json:
             items = [r if isinstance(r, dict) else r.model_dump(mode="json") for r in outcomes()]
             if len(items) == 1 and "error" not in items[0]:
@@ -230,13 +265,34 @@ def screen(
             assessed = [r for r in outcomes() if not isinstance(r, dict)]
             if assessed:
                 text = render_many(assessed, fmt.value, audience.value,
-                                   disclaimer=kb.texts.get("disclaimer", ""))
+                                   disclaimer=kb.texts.get("disclaimer", ""),
+                                   crisis_contacts=crisis)
                 sink.write(text if text.endswith("\n") else text + "\n")
     finally:
         if output is not None:
             sink.close()
     if failed:
         raise typer.Exit(2)
+
+
+def _write_pdf(assessed: list[Assessment], output: Path, audience: str, disclaimer: str,
+               crisis: str | None, paper: str) -> None:
+    """The PDF report of every assessed input (WeasyPrint is imported only here)."""
+    if not assessed:
+        return
+    from ketascreen.reports.pdf import PdfUnavailableError, render_pdf
+
+    try:
+        data = render_pdf(assessed, audience, disclaimer, crisis_contacts=crisis,
+                          paper="a4" if paper == "a4" else "letter")
+    except PdfUnavailableError as exc:
+        _err(str(exc))
+        raise typer.Exit(1) from None
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        _err(f"--output: cannot write {output} ({exc.strerror or exc})")
+        raise typer.Exit(2) from None
 
 
 @rules_app.command("list")

@@ -164,7 +164,7 @@ def screen_compiled(
     crisis_contacts: str | None = None,
 ) -> Assessment:
     as_of = intake.assessed_on or today
-    facts = build_facts(intake, ckb.lexicon, as_of)
+    facts = build_facts(intake, ckb.lexicon, as_of, instruments=ckb.kb.instruments)
     considered: tuple[Route, ...] = (intake.route,) if intake.route else ROUTES
 
     known: dict[Route, int] = dict.fromkeys(ROUTES, 0)

@@ -7,12 +7,14 @@ everything the vocabularies could not resolve collected for ``unrecognized``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
 from ketascreen.core.dates import days_before
+from ketascreen.core.kb import Instrument
 from ketascreen.core.model import FIRST_DEGREE, Intake, Score, Unrecognized
-from ketascreen.core.scoring import cssrs_risk, score_instruments
+from ketascreen.core.scoring import score_instruments
 from ketascreen.core.vocab import Lexicon, display_code, normalize_name
 
 _PREGNANCY_ALIASES = dict.fromkeys(
@@ -101,7 +103,6 @@ class Facts:
     answers: dict[str, object]
     scores: dict[str, Score]
     instrument_items: dict[str, list[int]]
-    cssrs_risk: str | None
     aliases: dict[str, str] = field(default_factory=dict)
     unrecognized: list[Unrecognized] = field(default_factory=list)
 
@@ -140,7 +141,10 @@ def pregnancy_applies(intake: Intake) -> bool:
     return intake.age is None or 10 <= intake.age <= 60
 
 
-def build_facts(intake: Intake, lex: Lexicon, as_of: date) -> Facts:
+def build_facts(intake: Intake, lex: Lexicon, as_of: date, *,
+                instruments: Mapping[str, Instrument] | None = None) -> Facts:
+    """The facts of one intake; ``instruments`` are the questionnaire definitions that score
+    its ``instruments`` answers (answers without a definition are an error, never dropped)."""
     unrecognized: list[Unrecognized] = []
 
     conditions: list[ConditionFact] | None = None
@@ -238,16 +242,13 @@ def build_facts(intake: Intake, lex: Lexicon, as_of: date) -> Facts:
         stale = age_days is not None and age_days > STALE_DAYS
     use_vitals = v is not None and not stale
     applies = pregnancy_applies(intake)
-    scores = score_instruments(intake.instruments, intake.sex)
-    items: dict[str, list[int]] = {}
-    inst = intake.instruments
-    if inst is not None:
-        for key in ("phq9", "gad7", "audit_c", "pcl5"):
-            values = getattr(inst, key)
-            if values is not None:
-                items[key] = list(values)
-        if inst.dast10 is not None:
-            items["dast10"] = [int(x) for x in inst.dast10]
+    # Questionnaires are scored from their definitions (data); see ketascreen.core.scoring.
+    if instruments is None and intake.instruments is not None:
+        raise ValueError("build_facts needs instruments=kb.instruments (the questionnaire "
+                         "definitions) to score the intake's instruments")
+    scored = score_instruments(intake.instruments, intake.sex, instruments or {})
+    scores = {key: s.score for key, s in scored.items()}
+    items = {key: list(s.items) for key, s in scored.items()}
     routes = ("iv", "im", "intranasal", "oral")
     setting: dict[str, str] = {
         r: intake.setting or ("home" if r == "oral" else "clinic") for r in routes
@@ -274,7 +275,6 @@ def build_facts(intake: Intake, lex: Lexicon, as_of: date) -> Facts:
         answers=_answers(intake, applies),
         scores=scores,
         instrument_items=items,
-        cssrs_risk=cssrs_risk(inst.cssrs_screen) if inst and inst.cssrs_screen else None,
         aliases=_PREGNANCY_ALIASES if intake.pregnancy is None else {},
         unrecognized=unrecognized,
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ketascreen.core.model import Category, Route, Severity
+from ketascreen.core.model import Category, Route, Severity, Sex
 
 StatusName = Literal["active", "remission", "history"]
 ScheduleName = Literal["daily", "as_needed", "stopped"]
@@ -205,17 +205,37 @@ class UnresolvedPredicate(_Data):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
+INSTRUMENT_ID = r"^[a-z][a-z0-9_]*$"
+
+
+class InstrumentTrigger(_Data):
+    """Another questionnaire's result that makes an absent questionnaire a must-have answer."""
+
+    instrument: str = Field(pattern=INSTRUMENT_ID)
+    item: int | None = Field(None, ge=1)
+    item_gte: int | None = None
+    score_gte: int | None = None
+    positive: bool | None = None
+
+
 class InstrumentPredicate(_Data):
-    """A computed questionnaire result. Supplementary: absent questionnaires never fire."""
+    """A computed questionnaire result (``knowledge/instruments/<name>.yaml`` defines it).
+
+    Supplementary: an absent questionnaire never fires and never blocks (the missing answer is
+    ``instruments``), unless ``required_when`` holds for another questionnaire; then its absence
+    is the missing answer ``instruments.<name>``, whose class answers.yaml gives (must-have).
+    ``band`` names bands of the instrument's definition (C-SSRS: low, moderate, high).
+    """
 
     kind: Literal["instrument"]
-    name: Literal["phq9", "gad7", "audit_c", "dast10", "pcl5", "mdq", "cssrs_screen"]
+    name: str = Field(pattern=INSTRUMENT_ID)
     score_gte: Number | None = None
     score_lt: Number | None = None
     positive: bool | None = None
-    item: int | None = Field(None, ge=1, le=20)
+    item: int | None = Field(None, ge=1)
     item_gte: Number | None = None
-    risk: list[Literal["low", "moderate", "high"]] | None = None
+    band: list[str] | None = Field(None, min_length=1)
+    required_when: InstrumentTrigger | None = None
 
 
 class AllPredicate(_Data):
@@ -417,6 +437,8 @@ class KnowledgeBase(_Data):
     answers: dict[str, AnswerSpec]
     texts: dict[str, str] = Field(default_factory=dict)
     vocabulary: Vocabulary
+    instruments: dict[str, Instrument] = Field(
+        default_factory=dict, description="validated questionnaires by intake key")
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
@@ -447,4 +469,208 @@ class Protocol(_Data):
     confirm_at_first_visit: list[str] = Field(default_factory=list)
     sha256: str = ""
 
+
+# --------------------------------------------------------------------------------------------
+# Validated questionnaires (knowledge/instruments/*.yaml), scored by ketascreen.core.scoring.
+# An instrument is data: adding one needs its YAML file (and, for the intake to carry its
+# answers, an optional field in the contract's ``instruments`` object), never engine code.
+
+
+class AnswerOption(_Data):
+    """One point of an item's answer scale; ``label`` only where the licence allows it."""
+
+    value: int
+    label: str | None = None
+
+
+class AnswerScale(_Data):
+    """The answers an item takes.
+
+    ``points``: integers ``min``..``max``; ``yes_no``: true/false, scored 1/0; ``choice``: one of
+    ``choices`` (not part of any total; read by ``positive.requires``).
+    """
+
+    kind: Literal["points", "yes_no", "choice"]
+    min: int = 0
+    max: int = 1
+    options: list[AnswerOption] = Field(default_factory=list)
+    choices: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shape(self) -> AnswerScale:
+        if self.kind == "yes_no" and (self.min, self.max) != (0, 1):
+            raise ValueError("a yes_no scale is scored 0 (no) and 1 (yes)")
+        if self.kind == "points" and self.max <= self.min:
+            raise ValueError("max must be above min")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError("a choice scale lists its choices")
+        for o in self.options:
+            if not self.min <= o.value <= self.max:
+                raise ValueError(f"option {o.value} is outside {self.min}..{self.max}")
+        return self
+
+
+class InstrumentItem(_Data):
+    number: int = Field(ge=1, description="1-based, in the order the intake lists the answers")
+    key: str | None = Field(None, description="the answer's key when answers are an object")
+    topic: str = Field(min_length=3, description="what the item asks about, in our own words")
+    text: str | None = Field(None, description="the verbatim wording, only where licensed")
+    scale: str
+    reverse: bool = False
+    critical: str | None = Field(
+        None, description="why this item is always shown with the score (PHQ-9 item 9)")
+
+
+class InstrumentField(_Data):
+    """An answer beside the items that scoring reads (MDQ: clustered, impairment)."""
+
+    key: str
+    topic: str = Field(min_length=3)
+    text: str | None = None
+    scale: str
+
+
+class Cutoff(_Data):
+    """A positive-screen cut-off on the total; the first whose ``sex`` matches applies."""
+
+    score_gte: int
+    sex: list[Sex] | None = Field(None, description="absent: everyone not matched before")
+    label: str = Field(min_length=3, description="short, shown with the score: '4 or more (men)'")
+    note: str | None = Field(None, description="its accuracy and provenance, for the docs")
+
+
+class PositiveScreen(_Data):
+    """When the screen is positive: every part given must hold."""
+
+    cutoffs: list[Cutoff] = Field(default_factory=list)
+    requires: dict[str, list[str | bool]] = Field(
+        default_factory=dict, description="answers beside the items, e.g. impairment")
+    any_item: list[int] = Field(
+        default_factory=list, description="any of these items answered above its lowest value")
+
+    @model_validator(mode="after")
+    def _something(self) -> PositiveScreen:
+        if not (self.cutoffs or self.requires or self.any_item):
+            raise ValueError("a positive screen needs cutoffs, requires or any_item")
+        if self.cutoffs and self.cutoffs[-1].sex is not None:
+            raise ValueError("the last cut-off must apply to everyone (no sex)")
+        return self
+
+
+class Band(_Data):
+    """A result band. The first band whose tests all hold is the result's; no tests = the rest."""
+
+    label: str = Field(min_length=1)
+    min: int | None = None
+    max: int | None = None
+    any_item: list[int] = Field(default_factory=list)
+    positive: bool | None = None
+    meaning: str | None = None
+
+    def is_catch_all(self) -> bool:
+        return (self.min is None and self.max is None and not self.any_item
+                and self.positive is None)
+
+
+class Scoring(_Data):
+    total: Literal["sum", "none"] = "sum"
+    positive: PositiveScreen
+    bands: list[Band] = Field(min_length=1)
+
+
+class Licence(_Data):
+    holder: str
+    terms: str
+    ship_item_texts: bool = Field(description="whether the item wording may be shipped")
+    why: str
+    verified: bool = True
+
+
+class Instrument(_Data):
+    """One validated questionnaire: items, answer scales, scoring, bands, cut-offs, licence."""
+
+    id: str = Field(pattern=INSTRUMENT_ID, description="its key in the intake's instruments")
+    name: str
+    title: str
+    version: str
+    citation: str
+    sources: list[str] = Field(min_length=1)
+    screens: str
+    timeframe: str | None = None
+    instructions: str | None = Field(None, description="verbatim stem, only where licensed")
+    licence: Licence
+    answers_under: str | None = Field(
+        None, description="the item answers are the list under this key of an object (MDQ)")
+    scales: dict[str, AnswerScale]
+    items: list[InstrumentItem] = Field(min_length=1)
+    fields: list[InstrumentField] = Field(default_factory=list)
+    scoring: Scoring
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Instrument:
+        problems: list[str] = []
+        numbers = [i.number for i in self.items]
+        if numbers != list(range(1, len(numbers) + 1)):
+            problems.append("items are numbered 1, 2, 3... in order")
+        keyed = {i.key is not None for i in self.items}
+        if len(keyed) > 1:
+            problems.append("either every item has a key (answers are an object) or none has")
+        if self.answers_under and True in keyed:
+            problems.append("answers_under takes a list of answers: items have no key")
+        for name, scale in [(f"item {i.number}", i.scale) for i in self.items] + [
+                (f"field {f.key}", f.scale) for f in self.fields]:
+            if scale not in self.scales:
+                problems.append(f"{name}: unknown scale {scale!r}")
+            elif name.startswith("item") and self.scales[scale].kind == "choice":
+                problems.append(f"{name}: items are scored, a choice scale is not")
+        if not self.licence.ship_item_texts:
+            shipped = [f"item {i.number}" for i in self.items if i.text] + [
+                f"field {f.key}" for f in self.fields if f.text]
+            if self.instructions:
+                shipped.append("instructions")
+            shipped += [f"scale {k}" for k, sc in self.scales.items()
+                        if sc.kind == "points" and any(o.label for o in sc.options)]
+            if shipped:
+                problems.append("the licence does not allow shipping the wording, yet these "
+                                "have it: " + ", ".join(shipped))
+        n = len(self.items)
+        for where, numbers_used in [("positive.any_item", self.scoring.positive.any_item)] + [
+                (f"band {b.label!r}", b.any_item) for b in self.scoring.bands]:
+            if any(not 1 <= k <= n for k in numbers_used):
+                problems.append(f"{where}: item numbers are 1..{n}")
+        keys = {f.key for f in self.fields}
+        for key in self.scoring.positive.requires:
+            if key not in keys:
+                problems.append(f"positive.requires: {key!r} is not one of the fields")
+        if self.scoring.total == "none" and (
+                self.scoring.positive.cutoffs
+                or any(b.min is not None or b.max is not None for b in self.scoring.bands)):
+            problems.append("without a total there can be no cut-offs or score bands")
+        problems += self._band_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _band_problems(self) -> list[str]:
+        bands = self.scoring.bands
+        if all(b.min is not None and b.max is not None for b in bands):
+            lo, hi = self.total_range()
+            spans = sorted((b.min or 0, b.max or 0) for b in bands)
+            expected = lo
+            for start, end in spans:
+                if start != expected or end < start:
+                    return [f"score bands must cover {lo}..{hi} without gaps or overlaps"]
+                expected = end + 1
+            return [] if expected == hi + 1 else [
+                f"score bands must cover {lo}..{hi} without gaps or overlaps"]
+        if not bands[-1].is_catch_all():
+            return ["the last band must have no tests (it takes every other result), or every "
+                    "band must give min and max"]
+        return []
+
+    def total_range(self) -> tuple[int, int]:
+        """The lowest and highest possible total."""
+        lo = sum(self.scales[i.scale].min for i in self.items if i.scale in self.scales)
+        hi = sum(self.scales[i.scale].max for i in self.items if i.scale in self.scales)
+        return lo, hi
 

@@ -410,6 +410,9 @@ class Score(_Out):
     band: str | None = None
     positive: bool | None = None
     detail: str | None = None
+    # Optional extensions: which form of the questionnaire was scored, and its reference.
+    version: str | None = None
+    citation: str | None = None
 
 
 class ProtocolInfo(_Out):

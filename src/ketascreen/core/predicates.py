@@ -157,6 +157,8 @@ def describe_value(f: Facts, name: str) -> str:
         return str(f.age)
     if name == "sex":
         return f.sex
+    if name == "indications":
+        return ", ".join(sorted(f.indications)) or "none listed"
     if name in f.answers:
         return str(f.answers[name])
     return "-"
@@ -559,13 +561,36 @@ def _instrument(p: kb.InstrumentPredicate, params: dict[str, float]) -> Compiled
     positive = p.positive
     item = p.item
     item_gte = _num(p.item_gte, params)
-    risk = frozenset(p.risk or ())
+    bands = frozenset(p.band or ())
+    trigger = p.required_when
+    # Absent and not required: the supplementary class (the rule is simply not applied).
+    skipped: Result = (UNKNOWN, (), ("instruments",))
+    required: Result = (UNKNOWN, (), (f"instruments.{name}",))
+
+    def triggered(f: Facts) -> bool:
+        if trigger is None:
+            return False
+        other = f.scores.get(trigger.instrument)
+        if other is None:
+            return False
+        if trigger.positive is not None and bool(other.positive) != trigger.positive:
+            return False
+        if trigger.score_gte is not None and (other.score is None
+                                              or other.score < trigger.score_gte):
+            return False
+        if trigger.item is not None:
+            values = f.instrument_items.get(trigger.instrument, [])
+            if trigger.item > len(values):
+                return False
+            if trigger.item_gte is not None and values[trigger.item - 1] < trigger.item_gte:
+                return False
+        return True
 
     def ev(f: Facts, route: str | None) -> Result:
         score = f.scores.get(name)
         if score is None:
-            return (UNKNOWN, (), (f"instruments.{name}",))
-        if risk and (f.cssrs_risk not in risk):
+            return required if triggered(f) else skipped
+        if bands and score.band not in bands:
             return _NO
         if positive is not None and bool(score.positive) != positive:
             return _NO
@@ -575,13 +600,19 @@ def _instrument(p: kb.InstrumentPredicate, params: dict[str, float]) -> Compiled
         if s_lt is not None and (total is None or total >= s_lt):
             return _NO
         if item is not None:
-            values = f.instrument_items.get(name)
-            if values is None or item > len(values):
+            values = f.instrument_items.get(name, [])
+            if item > len(values):
                 return _NO
             if item_gte is not None and values[item - 1] < item_gte:
                 return _NO
-        shown = f"{score.instrument}: {score.score if score.score is not None else ''} {score.band or ''}"
-        return (TRUE, ((f"instruments.{name}", shown.strip(), None),), ())
+            return (TRUE, ((f"instruments.{name}[{item - 1}]", str(values[item - 1]),
+                            f"{score.instrument} item {item}"),), ())
+        shown = str(total) if total is not None else (score.band or "")
+        screen = "positive screen" if score.positive else "negative screen"
+        band = score.band or ""
+        meaning = f"{score.instrument}: " + (
+            screen if band in ("positive", "negative") else f"{band}, {screen}")
+        return (TRUE, ((f"instruments.{name}", shown, meaning),), ())
 
     return ev
 

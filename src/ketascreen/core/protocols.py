@@ -22,7 +22,8 @@ DEFAULT_PROTOCOL = Protocol.model_construct(
 )
 
 # Answers a protocol can never move to "confirm at the first visit" (contract).
-ALWAYS_MUST_HAVE = frozenset({"symptoms.suicidal", "symptoms.suicide_attempt", "pregnancy",
+ALWAYS_MUST_HAVE = frozenset({"symptoms.suicidal", "symptoms.suicide_attempt",
+                              "instruments.cssrs_screen", "pregnancy",
                               "pregnancy.pregnant", "pregnancy.breastfeeding",
                               "pregnancy.planning", "allergies"})
 

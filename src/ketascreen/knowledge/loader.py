@@ -26,6 +26,7 @@ from ketascreen.core.kb import (
     ConditionTerm,
     Drug,
     EducationTopic,
+    Instrument,
     KnowledgeBase,
     MedicationClass,
     Protocol,
@@ -38,13 +39,14 @@ from ketascreen.core.validation import format_loc
 from ketascreen.errors import Diagnostic, KnowledgeBaseError, Problem, ProtocolError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-_CACHE_FORMAT = "kb-cache-3"
+_CACHE_FORMAT = "kb-cache-4"
 
 
 def knowledge_files(root: Path = PACKAGE_DIR) -> list[Path]:
     files = [root / "manifest.yaml", root / "sources.yaml", root / "claims.yaml",
              root / "education.yaml", root / "answers.yaml"]
     files += sorted((root / "rules").glob("*.yaml"))
+    files += sorted((root / "instruments").glob("*.yaml"))
     files += sorted((root / "vocab").glob("*.yaml"))
     files += sorted((root / "vocab").glob("*.txt.gz"))
     return files
@@ -167,6 +169,13 @@ def _load(root: Path, digest: str) -> KnowledgeBase:
             if rule:
                 rules.append(rule)
 
+    instruments: dict[str, Instrument] = {}
+    for path in sorted((root / "instruments").glob("*.yaml")):
+        where = path.relative_to(root).as_posix()
+        instrument = _validate(Instrument, _read_yaml(path, diags, root), where, diags)
+        if instrument:
+            instruments[path.stem] = instrument
+
     vocabulary = _load_vocabulary(root, diags)
     if diags or vocabulary is None:
         raise KnowledgeBaseError(diags)
@@ -181,10 +190,12 @@ def _load(root: Path, digest: str) -> KnowledgeBase:
         answers=answers,
         texts={str(k): " ".join(str(v).split()) for k, v in (manifest.get("texts") or {}).items()},
         vocabulary=vocabulary,
+        instruments=instruments,
     )
     from ketascreen.core.lint import lint_knowledge_base  # only on a cache miss
+    from ketascreen.core.scoring import check_instruments
 
-    problems = lint_knowledge_base(kb)
+    problems = lint_knowledge_base(kb) + check_instruments(kb)
     if problems:
         raise KnowledgeBaseError(problems)
     return kb
