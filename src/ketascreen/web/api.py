@@ -100,8 +100,12 @@ def _annotate(assessment: Assessment, mapped: Any) -> Assessment:
 @router.post(
     "/api/v1/assessments", tags=["assessments"], response_model=None,
     summary="Assess an intake without storing it",
-    description="No login: nothing is stored. Returns the assessment (screening contract v1).",
-    responses={200: {"model": Assessment, "description": "The assessment"},
+    description="No login: nothing is stored. Returns the assessment (screening contract v1); "
+                "with `Accept: application/fhir+json`, a FHIR R4 Bundle (RiskAssessment and "
+                "DetectedIssues).",
+    responses={200: {"model": Assessment, "description": "The assessment",
+                     "content": {"application/fhir+json": {
+                         "schema": {"type": "object", "description": "FHIR R4 Bundle"}}}},
                **_errors(400, 413, 415, 422)},
     openapi_extra=INTAKE_BODY,
 )
@@ -112,6 +116,15 @@ async def assess(request: Request, explain: bool = Query(
     today = k.today()
     intake, mapped = _intake_from(k, data, today)
     assessment = _annotate(k.screener.screen(intake, today=today, explain=explain), mapped)
+    if "application/fhir+json" in request.headers.get("accept", ""):
+        # An EHR asking for FHIR gets the assessment as an R4 Bundle (RiskAssessment and
+        # DetectedIssues), the same one `ketascreen screen --format fhir` writes.
+        fhir_out = optional_module("ketascreen.adapters.fhir_out")
+        if fhir_out is None:
+            raise ApiError(406, "FHIR output is not available in this installation")
+        bundle = fhir_out.assessment_bundle(assessment, mapped=mapped)
+        return Response(json.dumps(bundle, ensure_ascii=False),
+                        media_type="application/fhir+json")
     return Response(assessment.model_dump_json(), media_type="application/json")
 
 
