@@ -15,7 +15,7 @@ def test_assessment_as_fhir_bundle(client: TestClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/fhir+json")
     bundle = Bundle.model_validate(r.json())
-    kinds = [e.resource.get_resource_type() for e in bundle.entry or []]
+    kinds = [e.resource.get_resource_type() for e in bundle.entry or [] if e.resource]
     assert "RiskAssessment" in kinds
     assert "DetectedIssue" in kinds
 
