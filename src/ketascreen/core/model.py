@@ -7,7 +7,7 @@ fields only. Unknown keys are rejected (a typo such as ``pregant`` must never be
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -59,19 +59,7 @@ Substance = Literal[
     "nicotine",
     "other",
 ]
-SUBSTANCES: tuple[str, ...] = (
-    "alcohol",
-    "opioids",
-    "stimulants",
-    "cocaine",
-    "methamphetamine",
-    "cannabis",
-    "sedatives",
-    "ketamine",
-    "hallucinogens",
-    "nicotine",
-    "other",
-)
+SUBSTANCES: tuple[str, ...] = get_args(Substance)
 SubstanceStatus = Literal["current", "past", "never"]
 YesNoUnknown = Literal["yes", "no", "unknown"]
 Dissociation = Literal["none", "occasional", "frequent"]

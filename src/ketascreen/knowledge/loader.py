@@ -15,7 +15,7 @@ import pickle
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -128,33 +128,27 @@ def _mapping(data: Any, key: str, where: str, diags: list[Diagnostic]) -> dict[s
     return dict(data[key])
 
 
+_T = TypeVar("_T")
+
+
+def _registry(root: Path, name: str, key: str, model: type[_T],
+              diags: list[Diagnostic]) -> dict[str, _T]:
+    """A YAML file holding one mapping of id → entry, each entry validated as ``model``."""
+    out: dict[str, _T] = {}
+    for entry_id, raw in _mapping(_read_yaml(root / name, diags, root), key, name, diags).items():
+        entry = _validate(model, raw, f"{name}:{entry_id}", diags)
+        if entry:
+            out[str(entry_id)] = entry
+    return out
+
+
 def _load(root: Path, digest: str) -> KnowledgeBase:
     diags: list[Diagnostic] = []
     manifest = _read_yaml(root / "manifest.yaml", diags, root) or {}
-    sources: dict[str, Source] = {}
-    for sid, raw in _mapping(_read_yaml(root / "sources.yaml", diags, root), "sources",
-                             "sources.yaml", diags).items():
-        src = _validate(Source, raw, f"sources.yaml:{sid}", diags)
-        if src:
-            sources[str(sid)] = src
-    claims: dict[str, Claim] = {}
-    for cid, raw in _mapping(_read_yaml(root / "claims.yaml", diags, root), "claims",
-                             "claims.yaml", diags).items():
-        claim = _validate(Claim, raw, f"claims.yaml:{cid}", diags)
-        if claim:
-            claims[str(cid)] = claim
-    education: dict[str, EducationTopic] = {}
-    for tid, raw in _mapping(_read_yaml(root / "education.yaml", diags, root), "topics",
-                             "education.yaml", diags).items():
-        topic = _validate(EducationTopic, raw, f"education.yaml:{tid}", diags)
-        if topic:
-            education[str(tid)] = topic
-    answers: dict[str, AnswerSpec] = {}
-    for name, raw in _mapping(_read_yaml(root / "answers.yaml", diags, root), "answers",
-                              "answers.yaml", diags).items():
-        spec = _validate(AnswerSpec, raw, f"answers.yaml:{name}", diags)
-        if spec:
-            answers[str(name)] = spec
+    sources = _registry(root, "sources.yaml", "sources", Source, diags)
+    claims = _registry(root, "claims.yaml", "claims", Claim, diags)
+    education = _registry(root, "education.yaml", "topics", EducationTopic, diags)
+    answers = _registry(root, "answers.yaml", "answers", AnswerSpec, diags)
 
     rules: list[Rule] = []
     for path in sorted((root / "rules").glob("*.yaml")):
