@@ -46,6 +46,8 @@ class Typed:
     expr: str
     extra: list[tuple[str, str]] = field(default_factory=list)  # (sql, name)
     checks: list[tuple[str, str]] = field(default_factory=list)  # (bad condition, message sql)
+    # Checks that read the screening date too (``as_of``): per row when it varies by person.
+    dated_checks: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _sql_type(kind: str) -> str:
@@ -171,7 +173,7 @@ def _partial_date(where: str, name: str, s: str, as_of: str | None) -> Typed:
         f"{_got(s)} END")
     t.checks.append((f"{s} IS NOT NULL AND ({lo}) IS NULL", message))
     if as_of is not None:
-        t.checks.append((f"({lo}) > {as_of}",
+        t.dated_checks.append((f"({lo}) > {as_of}",
                          f"{quote(where + ': ')} || {s} || ' is after the screening date ' || "
                          f"CAST({as_of} AS VARCHAR)"))
     return t
@@ -187,6 +189,11 @@ def days_before(lo: str, hi: str, as_of: str) -> str:
 # ============================================================================================
 
 
+
+
+def _safe(name: str) -> str:
+    """A column name as part of a table name."""
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
 def _absent(src: str | None, ref: str) -> str:
@@ -255,13 +262,46 @@ class Normaliser:
         self._problem_view(name, f"SELECT person_id, concat_ws('; ', {messages}) AS message "
                                  f"FROM {source} AS s WHERE {any_bad}")
 
+    def _value_checks(self, name: str, view: str, key: str,
+                      by_column: dict[str, list[tuple[str, str]]], as_of: str | None = None) -> None:
+        """Checks that read one column's value: run on the column's distinct values (a population
+        repeats the same few thousand codes, dates and names millions of times), then, only for
+        a column that has bad values, find the rows that hold them.
+
+        ``view`` is the raw table, ``key`` its person_id as the key type, ``as_of`` the constant
+        screening date the checks may read."""
+        parts = []
+        for column, checks in by_column.items():
+            if not checks:
+                continue
+            col = ident(column)
+            messages = ", ".join(f"CASE WHEN {cond} THEN {msg} END" for cond, msg in checks)
+            any_bad = " OR ".join(f"coalesce({cond}, FALSE)" for cond, _ in checks)
+            dated = f", {as_of} AS as_of" if as_of is not None else ""
+            parts.append(f"SELECT {quote(column)} AS col_, CAST({col} AS VARCHAR) AS v_, "
+                         f"concat_ws('; ', {messages}) AS message FROM (SELECT DISTINCT {col}{dated} "
+                         f"FROM {view} WHERE {col} IS NOT NULL) AS s WHERE {any_bad}")
+        if not parts:
+            return
+        bad = f"kb_{name}"
+        self.r.table(bad, " UNION ALL ".join(parts))
+        columns = sorted(str(c) for (c,) in self.r.rows(f"SELECT DISTINCT col_ FROM {bad}"))
+        for column in columns:
+            self._problem_view(f"{name}_{_safe(column)}", (
+                f"SELECT {key} AS person_id, b.message FROM {view} AS src JOIN {bad} AS b ON "
+                f"b.col_ = {quote(column)} AND CAST(src.{ident(column)} AS VARCHAR) = b.v_"))
+
     def _problem_view(self, name: str, query: str) -> None:
         self.r.view(f"kp_{name}", query)
         self.problem_views.append(f"kp_{name}")
 
-    def _columns(self, t: RawTable, *, as_of: str | None) -> tuple[list[str], list[tuple[str, str]]]:
+    def _columns(self, t: RawTable, *, as_of: str | None
+                 ) -> tuple[list[str], list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
+        """Each column's typed expression; the checks per row (those that read several columns,
+        or a screening date that varies by person); the checks of each column's own value."""
         cols: list[str] = []
-        checks: list[tuple[str, str]] = []
+        row_checks: list[tuple[str, str]] = []
+        by_column: dict[str, list[tuple[str, str]]] = {}
         for c in t.spec.columns[1:]:
             src = t.types.get(c.name)
             typed = typed_value(f"{t.spec.name}.{c.name}", c.name, c.kind, src, values=c.values,
@@ -273,11 +313,15 @@ class Normaliser:
                 expr = f"coalesce({expr}, 'daily')"
             cols.append(f"{expr} AS {ident(c.name)}")
             cols += [f"{e} AS {ident(n)}" for e, n in typed.extra]
-            checks += typed.checks
+            if typed.checks or (typed.dated_checks and self.constant_as_of):
+                by_column[c.name] = [*typed.checks,
+                                     *(typed.dated_checks if self.constant_as_of else [])]
+            if not self.constant_as_of:
+                row_checks += typed.dated_checks
             if c.required and src is not None:
-                checks.append((_absent(src, ident(c.name)),
-                               _msg(f"{t.spec.name}.{c.name}", "is required")))
-        return cols, checks
+                row_checks.append((_absent(src, ident(c.name)),
+                                   _msg(f"{t.spec.name}.{c.name}", "is required")))
+        return cols, row_checks, by_column
 
     # ------------------------------------------------------------------ steps
 
@@ -292,7 +336,9 @@ class Normaliser:
             self._problem_view("pre", f"SELECT CAST(person_id AS {self.key_type}) AS person_id, "
                                "message FROM raw_pre_errors")
         union = " UNION ALL ".join(f"SELECT person_id, message FROM {v}" for v in self.problem_views)
-        self.r.table("ks_problems", f"SELECT person_id, min(message) AS message FROM ({union}) AS u "
+        # Every distinct problem of a person, in a stable order.
+        self.r.table("ks_problems", "SELECT person_id, array_to_string(list_sort(list_distinct("
+                     f"list(message))), '; ') AS message FROM ({union}) AS u "
                      "WHERE person_id IS NOT NULL GROUP BY person_id")
         if self.orphan_checks:
             found = self.r.rows(" UNION ALL ".join(q for _s, q in self.orphan_checks))
@@ -308,7 +354,7 @@ class Normaliser:
 
     def _people(self) -> None:
         t = self.raw.tables["people"]
-        cols, checks = self._columns(t, as_of=None)
+        cols, checks, by_column = self._columns(t, as_of=None)
         ident_col = "CAST(_id AS VARCHAR)" if "_id" in t.types else "CAST(person_id AS VARCHAR)"
         order_col = "CAST(_ord AS BIGINT)" if "_ord" in t.types else "CAST(NULL AS BIGINT)"
         preg_col = "coalesce(_pregnancy, FALSE)" if "_pregnancy" in t.types else "FALSE"
@@ -316,6 +362,7 @@ class Normaliser:
         self.r.view("kt_people_all", f"SELECT person_id, {ident_col} AS id, {order_col} AS ord, "
                     f"{preg_col} AS pregnancy_asked, {', '.join(cols)} FROM {source} AS s")
         self._checks("people", source, checks)
+        self._value_checks("people", t.view, self._key(t, "src.person_id"), by_column)
         dated_sql = ("count(assessed_on)" if "assessed_on" in t.types else "0")
         n, distinct, nulls, dated_n = self.r.rows(
             f"SELECT count(*), count(DISTINCT person_id), count(*) - count(person_id), {dated_sql} "
@@ -341,7 +388,7 @@ class Normaliser:
 
     def _typed_table(self, t: RawTable) -> None:
         name = t.spec.name
-        cols, checks = self._columns(t, as_of="as_of")
+        cols, checks, by_column = self._columns(t, as_of="as_of")
         if name in ("conditions", "family_history"):
             checks.append(("NULLIF(trim(CAST(code AS VARCHAR)), '') IS NULL AND "
                            "NULLIF(trim(CAST(name AS VARCHAR)), '') IS NULL"
@@ -352,10 +399,13 @@ class Normaliser:
         source = self._source(t, as_of=True)
         self.r.view(f"kt_{name}", f"SELECT person_id, as_of, {', '.join(cols)} FROM {source} AS s")
         self._checks(name, source, checks)
+        self._value_checks(name, t.view, self._key(t, "src.person_id"), by_column,
+                           lit(self.today) if self.constant_as_of else None)
         self.orphan_checks.append((t.source, (
+            # Probe every row (cheap: few are orphans), then count the distinct ones left.
             f"SELECT {quote(t.source)} AS src, (SELECT count(*) - count(person_id) FROM {t.view}) "
-            f"AS nulls, count(*) AS orphans, min(CAST(person_id AS VARCHAR)) AS example FROM "
-            f"(SELECT DISTINCT {self._key(t)} AS person_id FROM {t.view} WHERE person_id IS NOT "
+            f"AS nulls, count(DISTINCT person_id) AS orphans, min(CAST(person_id AS VARCHAR)) AS "
+            f"example FROM (SELECT {self._key(t)} AS person_id FROM {t.view} WHERE person_id IS NOT "
             "NULL) AS f ANTI JOIN kt_people USING (person_id)")))
 
     def _lists(self) -> None:
@@ -418,6 +468,7 @@ class Normaliser:
             self.r.view("kt_answers", f"SELECT {', '.join(cols)} WHERE FALSE")
             return
         if t.wide:
+            value_view, value_key = t.view, self._key(t, "src.person_id")
             types = {c: k for c, k in t.types.items() if c == "person_id" or c in L.ANSWER_BY_FIELD}
             source = self._source(RawTable(t.spec, t.view, types, t.source, True), as_of=False)
             n, distinct = self.r.rows(f"SELECT count(*), count(DISTINCT person_id) FROM {t.view}")[0]
@@ -466,8 +517,9 @@ class Normaliser:
                          + f" FROM {t.view} WHERE person_id IS NOT NULL GROUP BY {key}")
             types = dict.fromkeys(known, TEXT)
             source = "kt_answers_long"
+            value_view, value_key = source, "src.person_id"
         cols = ["s.person_id"]
-        checks: list[tuple[str, str]] = []
+        by_column: dict[str, list[tuple[str, str]]] = {}
         ind_join = False
         for a in fields:
             src_kind = types.get(a.field)
@@ -491,19 +543,21 @@ class Normaliser:
                 cols += [f"coalesce(ki.{ident('ind_' + v)}, FALSE) AS {ident('ind_' + v)}"
                          for v in a.values]
                 ind_join = True
-                checks.append(("ki.bad_ IS NOT NULL", "ki.bad_"))
+                if self.r.scalar("SELECT count(*) FROM kt_indications WHERE bad_ IS NOT NULL"):
+                    self._problem_view("answers_indications", (
+                        f"SELECT s.person_id, ki.bad_ AS message FROM {source} AS s JOIN "
+                        "kt_indications AS ki ON CAST(s.indications AS VARCHAR) = ki.raw_ "
+                        "WHERE ki.bad_ IS NOT NULL"))
                 continue
             typed = typed_value(where, a.field, a.kind, src_kind, values=a.values, lo=a.lo,
                                 hi=a.hi, max_len=a.max_len)
             cols.append(f"{typed.expr} AS {ident(a.column)}")
-            checks += typed.checks
-        joined = (f"(SELECT s.*, ki.* FROM {source} AS s LEFT JOIN kt_indications AS ki ON "
-                  "CAST(s.indications AS VARCHAR) = ki.raw_)") if ind_join else source
+            if typed.checks:
+                by_column[a.field] = typed.checks
         self.r.view("kt_answers", f"SELECT {', '.join(cols)} FROM {source} AS s"
                     + (" LEFT JOIN kt_indications AS ki ON CAST(s.indications AS VARCHAR) = ki.raw_"
                        if ind_join else ""))
-        self._checks("answers", joined, [(c.replace("ki.", ""), m.replace("ki.", ""))
-                                          for c, m in checks])
+        self._value_checks("answers", value_view, value_key, by_column)
 
     def _canonical_people(self) -> None:
         a = L.ANSWER_BY_FIELD
@@ -530,7 +584,8 @@ class Normaliser:
         pk = [a[f"prior_ketamine.{k}"].column for k in ("received", "misuse", "adverse_reaction")]
         cols.append("(" + " OR ".join(f"ans.{c} IS NOT NULL" for c in pk)
                     + ") AS prior_ketamine_given")
-        self.r.table("ks_people", f"SELECT {', '.join(cols)} FROM kt_people AS p "
+        # A view: read once, by the compiled rules (materialising its ~80 columns costs more).
+        self.r.view("ks_people", f"SELECT {', '.join(cols)} FROM kt_people AS p "
                      "LEFT JOIN kt_answers AS ans ON p.person_id = ans.person_id "
                      "LEFT JOIN kt_vitals1 AS v ON p.person_id = v.person_id")
 
@@ -554,6 +609,9 @@ class Normaliser:
         cs = [L.answer_column(f"instruments.cssrs_screen.{k}") for k in L.CSSRS_KEYS]
         checks.append((f"{count(cs)} NOT IN (0, 6)",
                        quote("instruments.cssrs_screen: needs all six answers")))
-        checks.append(("prior_ketamine_given AND prior_ketamine_received IS NULL",
-                       quote("prior_ketamine.received: is required")))
-        self._checks("cross", "ks_people", checks)
+        pk = {k: L.ANSWER_BY_FIELD[f"prior_ketamine.{k}"].column
+              for k in ("received", "misuse", "adverse_reaction")}
+        checks.append((f"({pk['misuse']} IS NOT NULL OR {pk['adverse_reaction']} IS NOT NULL) AND "
+                       f"{pk['received']} IS NULL", quote("prior_ketamine.received: is required")))
+        # The answers alone (a person without answers has none of these problems).
+        self._checks("cross", "kt_answers", checks)
