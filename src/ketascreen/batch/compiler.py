@@ -286,6 +286,7 @@ class Entry:
     value: Expr
     static: dict[str, Expr] = field(default_factory=dict)
     items: dict[str, list[Need]] = field(default_factory=dict)
+    node: Node | None = None  # the rule's predicate, when it is the same for every route
 
 
 @dataclass
@@ -935,18 +936,14 @@ class Compiler:
             if field_sql is not None:
                 flags.append(f"({full.prefix}0 & 1) <> 0")
             rs = self.rs_bits if prefix == "s" else {}
-            conflicts = [f"(bit_or({full.column(t)}) & {1 << (t % WORD)}) <> 0 AND "
-                         f"(bit_or({full.column(f)}) & {1 << (f % WORD)}) <> 0"
+            conflicts = [f"({full.column(t)} & {1 << (t % WORD)}) <> 0 AND "
+                         f"({full.column(f)} & {1 << (f % WORD)}) <> 0"
                          for t, f in rs.values()]
             if not flags and not conflicts:
                 continue
-            flagged_parts = []
-            if flags:
-                flagged_parts.append(f"SELECT DISTINCT person_id FROM {view} WHERE {' OR '.join(flags)}")
-            if conflicts:
-                flagged_parts.append(f"SELECT person_id FROM {view} GROUP BY person_id HAVING "
-                                     + " OR ".join(f"({c})" for c in conflicts))
-            flagged = " UNION ".join(flagged_parts)
+            # The people flagged, from their masks (each the bit_or of their rows' words).
+            flagged = ("SELECT person_id FROM kx_masks WHERE "
+                       + " OR ".join(f"({c})" for c in flags + conflicts))
             keep = ["person_id", *order]
             keep += [f"{full.prefix}{w}" for w in range(full.words())]
             if part is not None:
@@ -1039,7 +1036,8 @@ class Compiler:
             if variants[0].setting is None:
                 v = variants[0]
                 unknown = S.is_null(S.col(f"v_{v.name}"))
-                e = Entry(rule, tuple(r for r in ROUTES if r in rule.routes), S.col(f"v_{v.name}"))
+                e = Entry(rule, tuple(r for r in ROUTES if r in rule.routes), S.col(f"v_{v.name}"),
+                          node=v.node)
                 for k in v.node.static:
                     e.static[k] = v.node.static_if(k, unknown)
                 for k in v.node.items:
@@ -1128,8 +1126,10 @@ class Compiler:
         blocked: dict[int, list[Expr]] = {}
         for i, e in enumerate(entries):
             bit = S.num(1 << (i % WORD))
-            fired.setdefault(i // WORD, []).append(
-                S.case([(S.coalesce(e.value.copy(), S.FALSE), bit)], S.num(0)))
+            # A leaf's value is read only here: its test inline (SQL then computes no value
+            # column for it). A combination's value column is also read for "unknown".
+            value = e.node.v() if e.node is not None and not e.node.composite else e.value.copy()
+            fired.setdefault(i // WORD, []).append(S.case([(S.truth(value), bit)], S.num(0)))
             parts = []
             for k, cond in e.static.items():
                 if self._supplementary(k) or self.klass(k) != "must_have":
@@ -1141,7 +1141,7 @@ class Compiler:
                     parts.extend(c.copy() for c, _w, _b in needs_)
             if parts:
                 blocked.setdefault(i // WORD, []).append(
-                    S.case([(S.or_(*parts), bit.copy())], S.num(0)))
+                    S.case([(S.truth(S.or_(*parts)), bit.copy())], S.num(0)))
         for w in range(words):
             inner.append(S.alias(_or_bits(fired.get(w, [])), f"ef{w}"))
             inner.append(S.alias(_or_bits(blocked.get(w, [])), f"eb{w}"))
@@ -1161,7 +1161,7 @@ class Compiler:
                 for cond, word, bit_n in items:
                     term = cond.copy() if considered is None else S.and_(considered.copy(), cond.copy())
                     needs.setdefault((k, word), []).append(
-                        S.case([(term, S.num(1 << bit_n))], S.num(0)))
+                        S.case([(S.truth(term), S.num(1 << bit_n))], S.num(0)))
         slot_terms: dict[int, list[Expr]] = {}
         for i, slot in enumerate(self.static_slots()):
             if slot.special:
@@ -1172,7 +1172,7 @@ class Compiler:
                     when = S.and_(when, S.col("vitals_stale") if slot.stale
                                   else S.not_(S.col("vitals_stale")))
             slot_terms.setdefault(i // WORD, []).append(
-                S.case([(when, S.num(1 << (i % WORD)))], S.num(0)))
+                S.case([(S.truth(when), S.num(1 << (i % WORD)))], S.num(0)))
         mwords = max(1, (len(self.static_slots()) + WORD - 1) // WORD)
         for w in range(mwords):
             inner.append(S.alias(_or_bits(slot_terms.get(w, [])), f"mw{w}"))
@@ -1247,14 +1247,20 @@ class Compiler:
 
     def ranks_select(self) -> Expr:
         """Stage 2b with the overall rank: the asked route's, or the most favourable route's."""
+        dense = self.dense_select()  # sets need_cols
         route = S.col("route")
         overall = S.case([(S.eq(route.copy(), S.string(q)), S.col(f"rank_{q}")) for q in ROUTES],
                          S.least(S.col("rank_iv"), [S.col(f"rank_{q}") for q in ROUTES[1:]]))
         words = [S.alias(S.parse(w), f"rw{i}") for i, w in enumerate(self.rules_words())]
-        return exp.Select(expressions=[exp.Star(), S.alias(overall, "rank_all"), *words],
-                          from_=exp.From(this=exp.Subquery(this=self.dense_select(),
-                                                           alias=exp.TableAlias(
-                                                               this=exp.to_identifier("c")))))
+        # Only what the output reads (a narrow table is cheaper to write and to read).
+        keep = ["person_id", "id", "ord", "as_of", "c_items", "m_items", "s_items", "c_unrec",
+                "f_unrec", "m_unrec", "a_unrec", *self.signature_keys(),
+                *(name for cols in self.need_cols.values() for name, _w in cols), "urgent",
+                *(f"rank_{q}" for q in ROUTES)]
+        return exp.Select(expressions=[*(S.col(k) for k in keep), S.alias(overall, "rank_all"),
+                                       *words],
+                          from_=exp.From(this=exp.Subquery(this=dense, alias=exp.TableAlias(
+                              this=exp.to_identifier("c")))))
 
     def order_rules(self) -> list[K.Rule]:
         """Rules in the engine's findings order: worst first, urgent first, then by id."""
@@ -1337,6 +1343,56 @@ class Compiler:
                              f"{(1 << width) - 1}) + 1 AS BIGINT)]")
         return f"flatten([{', '.join(parts)}])"
 
+    def item_slots(self) -> list[tuple[Slot, str, str | None]]:
+        """The item slots in order: (slot, numbered items column, the test on an item ``it``
+        that it is missing, or None when no rule can leave it missing)."""
+        out: list[tuple[Slot, str, str | None]] = []
+        for slot in self._slots():
+            if not slot.item:
+                continue
+            column = ITEM_KEYS[slot.key][0]
+            parts = self.need_cols.get(slot.key, [])
+            test = (" OR ".join(f"(it.p{int(word[2:])} & {name}) <> 0" for name, word in parts)
+                    if parts else None)
+            out.append((slot, column, test))
+        return out
+
+    def missing_counts(self) -> tuple[str, str, list[tuple[str, bool]]] | None:
+        """For the summary, people per missing answer (item paths as ``[]``) without building
+        anyone's list: (static answers counted per signature: field, blocking, people; item
+        answers: one count per item slot; those slots' (field, blocking)). None when an item
+        path could coincide with another answer (then each person's list must be read)."""
+        def collapse(field: str) -> str:
+            return re.sub(r"\[[0-9]+\]", "[]", field)
+
+        keys = self.signature_keys()
+        items = self.item_slots()
+        named = [(collapse(ITEM_KEYS[slot.key][1].format(0)), slot.blocking)
+                 for slot, _c, _t in items]
+        static = {(collapse(slot.key), slot.blocking) for slot in self.static_slots()}
+        if len(set(named)) != len(named) or static & set(named):
+            return None
+        ok = "kx_dense AS dn LEFT JOIN ks_problems AS e ON dn.person_id = e.person_id"
+        per_key = ", ".join(f"dn.{k}" for k in keys)
+        static_sql = (
+            "SELECT f, b, sum(n) FROM (SELECT DISTINCT " + ", ".join(f"s.{k}" for k in keys)
+            + ", regexp_replace(s.m.field, '\\[[0-9]+\\]', '[]', 'g') AS f, s.m.blocking AS b, "
+            "s.n AS n FROM (SELECT " + ", ".join(f"g.{k}" for k in keys) + ", c.n AS n, "
+            "unnest(g.missing_static) AS m FROM kx_signatures AS g JOIN (SELECT "
+            + ", ".join(f"dn.{k} AS {k}" for k in keys) + f", count(*) AS n FROM {ok} WHERE "
+            f"e.message IS NULL GROUP BY {per_key}) AS c ON "
+            + " AND ".join(f"g.{k} = c.{k}" for k in keys) + ") AS s) AS v GROUP BY f, b")
+        counts = []
+        for slot, column, test in items:
+            if test is None:
+                counts.append("0")
+                continue
+            need = " OR ".join(f"dn.{name} <> 0" for name, _w in self.need_cols[slot.key])
+            counts.append(f"sum(CASE WHEN ({need}) AND array_length(list_filter(dn.{column}, lambda it: "
+                          f"{test})) > 0 THEN 1 ELSE 0 END)")
+        item_sql = f"SELECT {', '.join(counts) or '0'} FROM {ok} WHERE e.message IS NULL"
+        return static_sql, item_sql, named
+
     def output_select(self, kb_version: str, kb_sha: str, protocol_name: str, protocol_sha: str
                       ) -> str:
         """Stage 4: one output row per person (DuckDB text): decisions, lists from the
@@ -1350,23 +1406,18 @@ class Compiler:
         # Missing item paths, only where the mask says some are missing.
         item_lists: list[str] = []
         any_need: list[str] = []
-        for slot in self._slots():
-            if not slot.item:
-                continue
-            column, template = ITEM_KEYS[slot.key]
-            head, tail = template.split("{}")
-            parts = self.need_cols.get(slot.key, [])
-            if not parts:
+        for slot, column, test in self.item_slots():
+            head, tail = ITEM_KEYS[slot.key][1].split("{}")
+            if test is None:
                 item_lists.append("CAST([] AS STRUCT(field VARCHAR, blocking BOOLEAN)[])")
                 continue
-            test = " OR ".join(f"(it.p{int(word[2:])} & {name}) <> 0" for name, word in parts)
             flag = "TRUE" if slot.blocking else "FALSE"
             item_lists.append(
                 f"coalesce(list_transform(list_sort(list_transform(list_filter(dn.{column}, "
                 f"lambda it: {test}), lambda it: {S.quote(head)} || CAST(it.idx AS VARCHAR) || "
                 f"{S.quote(tail)})), lambda it: {{'field': it, 'blocking': {flag}}}), "
                 "CAST([] AS STRUCT(field VARCHAR, blocking BOOLEAN)[]))")
-            any_need += [f"dn.{name} <> 0" for name, _w in parts]
+            any_need += [f"dn.{name} <> 0" for name, _w in self.need_cols[slot.key]]
         pieces = []
         for j in range(len(item_lists) + 1):
             pieces.append(f"g.seg{j}")
@@ -1405,14 +1456,36 @@ class Compiler:
 
 
 def _or_bits(terms: list[Expr]) -> Expr:
-    """The bitwise OR of BIGINT terms, as a balanced tree (0 when there are none)."""
+    """The bitwise OR of BIGINT terms, as a balanced tree (0 when there are none). Terms
+    ``CASE WHEN c THEN bits ELSE 0 END`` with the same condition become one."""
+    merged: dict[Expr, int] = {}
+    others: list[Expr] = []
+    for t in terms:
+        ifs = t.args.get("ifs") if isinstance(t, exp.Case) else None
+        default = t.args.get("default") if ifs else None
+        if (ifs and len(ifs) == 1 and isinstance(ifs[0].args.get("true"), exp.Literal)
+                and ifs[0].args["true"].is_int and isinstance(default, exp.Literal)
+                and default.is_int and int(default.this) == 0):
+            cond = ifs[0].this
+            if isinstance(cond, exp.Boolean) and not cond.this:
+                continue
+            merged[cond] = merged.get(cond, 0) | int(ifs[0].args["true"].this)
+        else:
+            others.append(t)
+    if merged:
+        terms = others + [S.num(v) if isinstance(c, exp.Boolean) else S.case([(c, S.num(v))], S.num(0))
+                          for c, v in merged.items()]
+    return _or_tree(terms)
+
+
+def _or_tree(terms: list[Expr]) -> Expr:
     if not terms:
         return S.cast(S.num(0), "BIGINT")
     if len(terms) == 1:
         return S.cast(terms[0], "BIGINT")
     mid = len(terms) // 2
-    return exp.BitwiseOr(this=exp.Paren(this=_or_bits(terms[:mid])),
-                         expression=exp.Paren(this=_or_bits(terms[mid:])))
+    return exp.BitwiseOr(this=exp.Paren(this=_or_tree(terms[:mid])),
+                         expression=exp.Paren(this=_or_tree(terms[mid:])))
 
 
 @dataclass

@@ -94,7 +94,8 @@ def prepare(runner: Runner, input_path: str, *, ckb: CompiledKnowledgeBase, toda
 
 def screen_tables(runner: Runner, compiler: Compiler, stage: Callable[[str], Any] | None = None
                   ) -> None:
-    """Run the compiled rules over the registered tables, into table ``kx_output``."""
+    """Run the compiled rules over the registered tables, into ``kx_output`` (a view on DuckDB,
+    a table elsewhere)."""
     step = stage or (lambda _n: _null())
     ckb = compiler.ckb
     with step("compile"):
@@ -118,7 +119,12 @@ def screen_tables(runner: Runner, compiler: Compiler, stage: Callable[[str], Any
         runner.view("kx_values", values_sql)
         runner.table("kx_dense", dense_sql)
         runner.table("kx_signatures", signature_sql)
-        runner.table("kx_output", output_sql)
+        if runner.dialect == "duckdb":
+            # Read once, by the writer (the summary reads narrow columns): computed there,
+            # straight into the file, rather than stored first.
+            runner.view("kx_output", output_sql)
+        else:
+            runner.table("kx_output", output_sql)
 
 
 @contextmanager
@@ -188,7 +194,7 @@ def screen_population(
                 from ketascreen.batch.summary import write_html
 
                 write_html(summary, summary_html)
-        people, invalid = r.rows("SELECT count(*), count(error) FROM kx_output")[0]
+        people, invalid = summary.total, summary.invalid
         errors = [(str(a), str(b)) for a, b in r.rows(
             "SELECT coalesce(id, CAST(_key AS VARCHAR)), error FROM kx_output WHERE error IS NOT NULL "
             "ORDER BY _ord NULLS LAST, _key LIMIT 20")]

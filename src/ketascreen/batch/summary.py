@@ -58,53 +58,96 @@ class Summary:
 
 def summarise(runner: Runner, compiler: Compiler, top: int = 15) -> Summary:
     ckb = compiler.ckb
-    total, invalid, urgent = runner.rows(
-        "SELECT count(*), count(error), sum(CASE WHEN urgent THEN 1 ELSE 0 END) FROM kx_output")[0]
-    counts = dict(runner.rows("SELECT decision, count(*) FROM kx_output WHERE error IS NULL "
-                              "GROUP BY decision"))
-    decisions = [(d, int(counts.get(d, 0))) for d in DECISIONS]
-    routes: dict[str, list[tuple[str, int]]] = {}
-    union = " UNION ALL ".join(f"SELECT '{q}' AS route, route_{q} AS d FROM kx_output "
-                               "WHERE error IS NULL" for q in ROUTES)
-    found: dict[str, dict[str, int]] = {}
-    for q, d, n in runner.rows(f"SELECT route, d, count(*) FROM ({union}) AS u GROUP BY route, d"):
-        found.setdefault(q, {})[d] = int(n)
-    for q in ROUTES:
-        routes[q] = [(d, found.get(q, {}).get(d, 0)) for d in DECISIONS]
+    # Decisions, routes and urgency: one pass, grouped (a few hundred groups).
+    total = invalid = urgent = 0
+    counts: dict[str, int] = {}
+    found: dict[str, dict[str, int]] = {q: {} for q in ROUTES}
+    route_cols = ", ".join(f"route_{q}" for q in ROUTES)
+    for decision, *per_route, is_urgent, ok, n in runner.rows(
+            f"SELECT decision, {route_cols}, urgent, ok, count(*) FROM (SELECT decision, "
+            f"{route_cols}, urgent, CASE WHEN error IS NULL THEN 1 ELSE 0 END AS ok FROM "
+            f"kx_output) AS o GROUP BY decision, {route_cols}, urgent, ok"):
+        n = int(n)
+        total += n
+        if is_urgent:
+            urgent += n
+        if not ok:
+            invalid += n
+            continue
+        counts[decision] = counts.get(decision, 0) + n
+        for q, d in zip(ROUTES, per_route, strict=True):
+            found[q][d] = found[q].get(d, 0) + n
+    decisions = [(d, counts.get(d, 0)) for d in DECISIONS]
+    routes: dict[str, list[tuple[str, int]]] = {
+        q: [(d, found[q].get(d, 0)) for d in DECISIONS] for q in ROUTES}
     # Findings per rule and per category, from the findings bit masks (one bit per rule, in
     # the findings order): integer sums, no lists.
     order = compiler.order_rules()
     bit = {r.id: i for i, r in enumerate(order)}
 
     def has(ids: list[str]) -> str:
+        """1 for a person with a finding among ``ids``, else 0 (the words are never negative)."""
         words: dict[int, int] = {}
         for rid in ids:
             words[bit[rid] // WORD] = words.get(bit[rid] // WORD, 0) | (1 << (bit[rid] % WORD))
-        return " OR ".join(f"(_rw{w} & {m}) <> 0" for w, m in words.items())
+        return "sign(" + " | ".join(f"(_rw{w} & {m})" for w, m in words.items()) + ")"
 
     cats: dict[str, list[str]] = {}
     for r in order:
         cats.setdefault(r.category, []).append(r.id)
-    exprs = [f"sum(CASE WHEN {has([r.id])} THEN 1 ELSE 0 END)" for r in order]
-    exprs += [f"sum(CASE WHEN {has(ids)} THEN 1 ELSE 0 END)" for ids in cats.values()]
-    found_counts = runner.rows(f"SELECT {', '.join(exprs)} FROM kx_output WHERE error IS NULL")[0]
-    per_rule = [int(n or 0) for n in found_counts[:len(order)]]
-    per_cat = [int(n or 0) for n in found_counts[len(order):]]
+    words = (len(order) + WORD - 1) // WORD or 1
+    runner.table("kx_findings", f"SELECT {', '.join(f'_rw{w}' for w in range(words))} FROM "
+                 "kx_output WHERE error IS NULL")
+    # People per rule: the words cut in 16-bit pieces, each piece's values counted (few
+    # distinct ones), then each value's bits added up.
+    per_rule = [0] * len(order)
+    pieces = " UNION ALL ".join(
+        f"SELECT {w * 4 + k} AS piece, (_rw{w} >> {16 * k}) & 65535 AS v, count(*) AS n FROM "
+        f"kx_findings GROUP BY (_rw{w} >> {16 * k}) & 65535"
+        for w in range(words) for k in range(4) if w * WORD + 16 * k < len(order))
+    for piece, v, n in runner.rows(pieces):
+        first = int(piece) // 4 * WORD + int(piece) % 4 * 16
+        value = int(v)
+        for j in range(min(16, WORD - int(piece) % 4 * 16)):
+            if (value >> j) & 1 and first + j < len(order):
+                per_rule[first + j] += int(n)
+    per_cat = [int(n or 0) for n in runner.rows(
+        "SELECT " + ", ".join(f"sum({has(ids)})" for ids in cats.values()) + " FROM kx_findings")[0]]
     rules = sorted(((r.id, str(r.severity), r.title, n)
                     for r, n in zip(order, per_rule, strict=True) if n),
                    key=lambda x: (-x[3], x[0]))[:top]
     categories = sorted(((c, n) for c, n in zip(cats, per_cat, strict=True) if n),
                         key=lambda x: (-x[1], x[0]))
-    missing = sorted(((str(f), bool(b), int(n)) for f, b, n in runner.rows(
-        "SELECT f, b, count(DISTINCT k) FROM (SELECT k, regexp_replace(m.field, '\\[[0-9]+\\]', "
-        "'[]', 'g') AS f, m.blocking AS b FROM (SELECT _key AS k, unnest(missing) AS m FROM "
-        "kx_output WHERE error IS NULL) AS u) AS v GROUP BY f, b")),
-        key=lambda x: (-x[2], x[0]))[:top]
+    missing = sorted(_missing(runner, compiler).items(),
+                     key=lambda x: (-x[1], x[0][0], x[0][1]))[:top]
     return Summary(
-        total=int(total), screened=int(total) - int(invalid), invalid=int(invalid),
-        urgent=int(urgent or 0), decisions=decisions, routes=routes, categories=categories,
-        rules=rules, missing=missing, kb_version=ckb.kb.version, kb_sha256=ckb.kb.sha256,
-        protocol=ckb.protocol_info.name, engine=runner.dialect)
+        total=total, screened=total - invalid, invalid=invalid, urgent=urgent,
+        decisions=decisions, routes=routes, categories=categories, rules=rules,
+        missing=[(f, b, n) for (f, b), n in missing], kb_version=ckb.kb.version,
+        kb_sha256=ckb.kb.sha256, protocol=ckb.protocol_info.name, engine=runner.dialect)
+
+
+def _missing(runner: Runner, compiler: Compiler) -> dict[tuple[str, bool], int]:
+    """People per missing answer (item paths with ``[]``), among those screened."""
+    out: dict[tuple[str, bool], int] = {}
+    plan = compiler.missing_counts()
+    if plan is None:  # read every person's list
+        for f, b, n in runner.rows(
+                "SELECT f, b, count(DISTINCT k) FROM (SELECT k, regexp_replace(m.field, "
+                "'\\[[0-9]+\\]', '[]', 'g') AS f, m.blocking AS b FROM (SELECT _key AS k, "
+                "unnest(missing) AS m FROM kx_output WHERE error IS NULL) AS u) AS v "
+                "GROUP BY f, b"):
+            out[(str(f), bool(b))] = int(n)
+        return out
+    # The static answers are the same for everyone with the same signature; item answers
+    # are counted once per person and slot. No item path can coincide with another answer.
+    static_sql, item_sql, named = plan
+    for f, b, n in runner.rows(static_sql):
+        out[(str(f), bool(b))] = int(n)
+    for key, n in zip(named, runner.rows(item_sql)[0], strict=True):
+        if n:
+            out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 def render_table(summary: Summary) -> Any:
