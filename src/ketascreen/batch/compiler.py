@@ -42,7 +42,7 @@ from ketascreen.batch.normalise import days_before
 from ketascreen.core import kb as K
 from ketascreen.core.engine import _INDEX, _SUICIDE_FIELDS, CompiledKnowledgeBase, _reads_bp
 from ketascreen.core.model import FIRST_DEGREE, ROUTES, SEVERITY_RANK
-from ketascreen.core.predicates import uses_setting
+from ketascreen.core.predicates import CompileError, resolve_number, uses_setting
 from ketascreen.core.protocols import ALWAYS_MUST_HAVE
 from ketascreen.core.vocab import code_matcher
 from ketascreen.errors import KetascreenError
@@ -354,19 +354,10 @@ class Compiler:
     # ---------------------------------------------------------------- leaves
 
     def _num(self, rule: K.Rule, pred: Any, value: Any, params: dict[str, float]) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            if not value.startswith("$"):
-                try:
-                    return float(value)
-                except ValueError:
-                    raise BatchCompileError(rule.id, pred, f"{value!r} is not a number") from None
-            name = value[1:]
-            if name not in params:
-                raise BatchCompileError(rule.id, pred, f"parameter {value!r} is not defined")
-            return float(params[name])
-        return float(value)
+        try:
+            return resolve_number(value, params)
+        except CompileError as exc:
+            raise BatchCompileError(rule.id, pred, str(exc)) from None
 
     def _node(self, rule: K.Rule, pred: Any, params: dict[str, float], setting: str | None) -> Node:
         kind = getattr(pred, "kind", None)

@@ -26,7 +26,8 @@ class CompileError(ValueError):
     """A predicate refers to a parameter the rule does not define, or a malformed code."""
 
 
-def _num(value: kb.Number | None, params: dict[str, float]) -> float | None:
+def resolve_number(value: kb.Number | None, params: dict[str, float]) -> float | None:
+    """A predicate's number: a literal, or a ``$param`` of the rule (CompileError if neither)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -202,7 +203,7 @@ def _condition(p: kb.ConditionPredicate, params: dict[str, float]) -> Compiled:
     statuses = frozenset(p.status)
     controlled = p.controlled
     unanswered = p.unanswered
-    within = _num(p.within_days, params)
+    within = resolve_number(p.within_days, params)
     undated_match = p.undated == "match"
 
     def ev(f: Facts, route: str | None) -> Result:
@@ -270,8 +271,8 @@ def _family(p: kb.FamilyPredicate, params: dict[str, float]) -> Compiled:
 def _medication(p: kb.MedicationPredicate, params: dict[str, float]) -> Compiled:
     classes = frozenset(p.classes)
     schedules = frozenset(p.schedule)
-    gt = _num(p.diazepam_mg_gt, params)
-    lte = _num(p.diazepam_mg_lte, params)
+    gt = resolve_number(p.diazepam_mg_gt, params)
+    lte = resolve_number(p.diazepam_mg_lte, params)
 
     def ev(f: Facts, route: str | None) -> Result:
         meds = f.medications
@@ -370,8 +371,8 @@ def _substance(p: kb.SubstancePredicate, params: dict[str, float]) -> Compiled:
     wanted = frozenset(p.substances)
     pattern = p.pattern
     support = p.recovery_support
-    current_days = _num(p.current_days, params) or 30.0
-    remission_days = _num(p.remission_days, params) or 90.0
+    current_days = resolve_number(p.current_days, params) or 30.0
+    remission_days = resolve_number(p.remission_days, params) or 90.0
 
     def ev(f: Facts, route: str | None) -> Result:
         subs = f.substances
@@ -426,8 +427,8 @@ def _describe_substance(s: SubstanceFact) -> str:
 
 def _vital(p: kb.VitalPredicate, params: dict[str, float]) -> Compiled:
     name = p.field
-    gte = _num(p.gte, params)
-    lt = _num(p.lt, params)
+    gte = resolve_number(p.gte, params)
+    lt = resolve_number(p.lt, params)
     missing_name = "vitals.heart_rate" if name == "heart_rate" else "vitals"
     unit = "bpm" if name == "heart_rate" else "mmHg"
 
@@ -451,8 +452,8 @@ def _answer(p: kb.AnswerPredicate, params: dict[str, float]) -> Compiled:
     equals = p.equals
     any_of = p.any_of
     present = p.present
-    gt = _num(p.gt, params)
-    gte = _num(p.gte, params)
+    gt = resolve_number(p.gt, params)
+    gte = resolve_number(p.gte, params)
 
     def ev(f: Facts, route: str | None) -> Result:
         value = f.answers.get(name)
@@ -482,8 +483,8 @@ def _answer(p: kb.AnswerPredicate, params: dict[str, float]) -> Compiled:
 
 
 def _age(p: kb.AgePredicate, params: dict[str, float]) -> Compiled:
-    gte = _num(p.gte, params)
-    lt = _num(p.lt, params)
+    gte = resolve_number(p.gte, params)
+    lt = resolve_number(p.lt, params)
 
     def ev(f: Facts, route: str | None) -> Result:
         if f.age is None:
@@ -556,11 +557,11 @@ def _unresolved(p: kb.UnresolvedPredicate, params: dict[str, float]) -> Compiled
 
 def _instrument(p: kb.InstrumentPredicate, params: dict[str, float]) -> Compiled:
     name = p.name
-    s_gte = _num(p.score_gte, params)
-    s_lt = _num(p.score_lt, params)
+    s_gte = resolve_number(p.score_gte, params)
+    s_lt = resolve_number(p.score_lt, params)
     positive = p.positive
     item = p.item
-    item_gte = _num(p.item_gte, params)
+    item_gte = resolve_number(p.item_gte, params)
     bands = frozenset(p.band or ())
     trigger = p.required_when
     # Absent and not required: the supplementary class (the rule is simply not applied).
