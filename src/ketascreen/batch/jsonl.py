@@ -17,6 +17,7 @@ from typing import Any
 from ketascreen.batch import layout as L
 from ketascreen.batch.engines import BOOL, DATE, FLOAT, INT, TEXT, Runner
 from ketascreen.batch.inputs import RawInput, RawTable
+from ketascreen.core.facts import prior_ketamine_answers
 from ketascreen.core.model import Intake
 from ketascreen.core.validation import parse_intake
 from ketascreen.errors import InputError, Problem
@@ -131,12 +132,7 @@ def flatten_answers(intake: Intake) -> dict[str, Any]:
             for key, value in obj.model_dump().items():
                 if value is not None:
                     out[f"{group}.{key}"] = value
-    pk = intake.prior_ketamine
-    if pk is not None:
-        out["prior_ketamine.received"] = pk.received
-        out["prior_ketamine.misuse"] = pk.misuse
-        if pk.adverse_reaction:
-            out["prior_ketamine.adverse_reaction"] = pk.adverse_reaction
+    out.update(prior_ketamine_answers(intake))
     inst = intake.instruments
     if inst is not None:
         for name in L.INSTRUMENT_ITEMS:

@@ -107,6 +107,18 @@ class Facts:
     unrecognized: list[Unrecognized] = field(default_factory=list)
 
 
+def prior_ketamine_answers(intake: Intake) -> dict[str, object]:
+    """The prior-ketamine answers by contract path (an empty reaction text is no answer)."""
+    pk = intake.prior_ketamine
+    if pk is None:
+        return {}
+    out: dict[str, object] = {"prior_ketamine.received": pk.received,
+                              "prior_ketamine.misuse": pk.misuse}
+    if pk.adverse_reaction:
+        out["prior_ketamine.adverse_reaction"] = pk.adverse_reaction
+    return out
+
+
 def _answers(intake: Intake, pregnancy_applies: bool) -> dict[str, object]:
     out: dict[str, object] = {}
     for group in ("symptoms", "readiness"):
@@ -122,12 +134,7 @@ def _answers(intake: Intake, pregnancy_applies: bool) -> dict[str, object]:
             out[f"pregnancy.{key}"] = value
         elif not pregnancy_applies:
             out[f"pregnancy.{key}"] = NOT_APPLICABLE
-    pk = intake.prior_ketamine
-    if pk is not None:
-        out["prior_ketamine.received"] = pk.received
-        out["prior_ketamine.misuse"] = pk.misuse
-        if pk.adverse_reaction:
-            out["prior_ketamine.adverse_reaction"] = pk.adverse_reaction
+    out.update(prior_ketamine_answers(intake))
     if intake.labs is not None:
         for key, value in intake.labs.model_dump().items():
             if value is not None:

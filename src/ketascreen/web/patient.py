@@ -78,6 +78,18 @@ class _NoDraft(Exception):
     """No questionnaire in progress in this browser (expired, or never started)."""
 
 
+def _open_draft(k: WebContext, request: Request) -> tuple[str, Any] | Response:
+    """The browser's questionnaire in progress, or the page to show instead: "expired" when
+    there is none, the result when it was already submitted."""
+    try:
+        token, draft = _draft(k, request)
+    except _NoDraft:
+        return k.page(request, "expired.html", status=410)
+    if draft.result_token:
+        return _redirect(f"/r/{draft.result_token}")
+    return token, draft
+
+
 def _pages(k: WebContext, answers: dict[str, AnswerValue]) -> list[Page]:
     return k.questionnaire.pages_for(answers, instruments=k.instruments)
 
@@ -133,12 +145,10 @@ def _render_page(k: WebContext, request: Request, page: Page, answers: dict[str,
 @router.get("/screening/page/{page_id}")
 def show_page(request: Request, page_id: str) -> Response:
     k = ctx(request)
-    try:
-        _token, draft = _draft(k, request)
-    except _NoDraft:
-        return k.page(request, "expired.html", status=410)
-    if draft.result_token:
-        return _redirect(f"/r/{draft.result_token}")
+    opened = _open_draft(k, request)
+    if isinstance(opened, Response):
+        return opened
+    _token, draft = opened
     page = _applicable_page(k, page_id, draft.answers)
     return _render_page(k, request, page, draft.answers,
                         from_review=request.query_params.get("from") == "review")
@@ -156,12 +166,10 @@ async def answer_page(request: Request, page_id: str) -> Response:
     k = ctx(request)
     q = k.questionnaire
     form = await k.check_csrf(request)
-    try:
-        token, draft = _draft(k, request)
-    except _NoDraft:
-        return k.page(request, "expired.html", status=410)
-    if draft.result_token:
-        return _redirect(f"/r/{draft.result_token}")
+    opened = _open_draft(k, request)
+    if isinstance(opened, Response):
+        return opened
+    token, draft = opened
     page = _applicable_page(k, page_id, draft.answers)
     items = page_items(page, "patient")
     result = read_form(q, items, form, draft.answers)
@@ -215,12 +223,10 @@ async def answer_page(request: Request, page_id: str) -> Response:
 @router.get("/screening/review")
 def review(request: Request) -> Response:
     k = ctx(request)
-    try:
-        _token, draft = _draft(k, request)
-    except _NoDraft:
-        return k.page(request, "expired.html", status=410)
-    if draft.result_token:
-        return _redirect(f"/r/{draft.result_token}")
+    opened = _open_draft(k, request)
+    if isinstance(opened, Response):
+        return opened
+    _token, draft = opened
     return _render_review(k, request, draft.answers)
 
 
@@ -255,12 +261,10 @@ async def submit(request: Request) -> Response:
     k = ctx(request)
     q = k.questionnaire
     await k.check_csrf(request)
-    try:
-        token, draft = _draft(k, request)
-    except _NoDraft:
-        return k.page(request, "expired.html", status=410)
-    if draft.result_token:
-        return _redirect(f"/r/{draft.result_token}")
+    opened = _open_draft(k, request)
+    if isinstance(opened, Response):
+        return opened
+    token, draft = opened
     answers = draft.answers
     for page in _pages(k, answers):
         if q.unanswered(page, answers):
